@@ -1,0 +1,396 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"onnxopt/graph"
+	"onnxopt/onnx"
+)
+
+// The tolerances of the ONNX backend test runner, which the conformance
+// suite's expected outputs are meant to be checked with.
+const (
+	ConformanceRTol = 1e-3
+	ConformanceATol = 1e-7
+)
+
+// Case statuses.
+const (
+	StatusPass        = "pass"
+	StatusFail        = "fail"        // ran, but an output differs from the expected one
+	StatusUnsupported = "unsupported" // an op or a value type the runtime lacks
+	StatusError       = "error"       // the model failed to load, compile or run
+)
+
+// A CaseResult is the outcome of one conformance case: a folder holding
+// model.onnx and test_data_set_N/{input,output}_K.pb.
+type CaseResult struct {
+	Name   string // the case folder's base name, e.g. test_add
+	Dir    string
+	Status string // StatusPass, StatusFail, StatusUnsupported or StatusError
+	Op     string // the unsupported op, when Status is StatusUnsupported because of one
+	// MaxAbsErr and MaxRelErr are the largest differences seen over every
+	// output of every data set.
+	MaxAbsErr, MaxRelErr float64
+	Err                  string   // why the case did not pass
+	Ops                  []string // the op types in the model and its subgraphs, sorted
+}
+
+// RunCase runs the conformance case in dir and compares every output of
+// every data set with ConformanceRTol and ConformanceATol. It never
+// panics: a panic in the runtime is reported as StatusError with its
+// message.
+func RunCase(dir string) (res CaseResult) {
+	res = CaseResult{Name: filepath.Base(dir), Dir: dir}
+	defer func() {
+		if r := recover(); r != nil {
+			buf := make([]byte, 4096)
+			buf = buf[:goruntime.Stack(buf, false)]
+			res.Status = StatusError
+			res.Err = fmt.Sprintf("panic: %v\n%s", r, buf)
+		}
+	}()
+	fail := func(status, format string, args ...any) CaseResult {
+		res.Status = status
+		res.Err = fmt.Sprintf(format, args...)
+		return res
+	}
+
+	m, err := graph.Load(filepath.Join(dir, "model.onnx"))
+	if err != nil {
+		return fail(StatusError, "load: %v", err)
+	}
+	g := m.Graph
+	res.Ops = modelOps(g)
+
+	var inputs []*graph.Value
+	for _, v := range g.Inputs {
+		if v.Init == nil {
+			inputs = append(inputs, v)
+		}
+	}
+	// Data for sequence, optional and map values is not a TensorProto, and
+	// the runtime's values are tensors only.
+	nonTensor := ""
+	for _, v := range append(slices.Clone(inputs), g.Outputs...) {
+		if kind := nonTensorKind(v.Type); kind != "" {
+			nonTensor = fmt.Sprintf("value %q is a %s: the runtime computes tensors only", v.Name, kind)
+			break
+		}
+	}
+
+	plan, err := Compile(g)
+	var unsupported *UnsupportedError
+	switch {
+	case errors.As(err, &unsupported):
+		res.Op = unsupported.Op
+		return fail(StatusUnsupported, "%v", err)
+	case nonTensor != "":
+		return fail(StatusUnsupported, "%s", nonTensor)
+	case err != nil:
+		return fail(StatusError, "compile: %v", err)
+	}
+
+	sets, err := numbered(dir, "test_data_set_", "")
+	if err != nil {
+		return fail(StatusError, "%v", err)
+	}
+	if len(sets) == 0 {
+		return fail(StatusError, "no test_data_set_N folders")
+	}
+	for _, set := range sets {
+		in, err := loadTensors(set, "input_")
+		if err != nil {
+			return fail(StatusError, "%v", err)
+		}
+		want, err := loadTensors(set, "output_")
+		if err != nil {
+			return fail(StatusError, "%v", err)
+		}
+		if len(in) > len(inputs) {
+			return fail(StatusError, "%s: %d input files for %d graph inputs", filepath.Base(set), len(in), len(inputs))
+		}
+		if len(want) != len(g.Outputs) {
+			return fail(StatusError, "%s: %d output files for %d graph outputs", filepath.Base(set), len(want), len(g.Outputs))
+		}
+		feeds := make(map[string]*Tensor, len(in))
+		for k, t := range in {
+			feeds[inputs[k].Name] = t
+		}
+		got, err := plan.Run(feeds)
+		if err != nil {
+			var unsupported *UnsupportedError
+			if errors.As(err, &unsupported) {
+				res.Op = unsupported.Op
+				return fail(StatusUnsupported, "%s: %v", filepath.Base(set), err)
+			}
+			return fail(StatusError, "%s: run: %v", filepath.Base(set), err)
+		}
+		for k, v := range g.Outputs {
+			maxAbs, maxRel, ok := Compare(got[v.Name], want[k], ConformanceRTol, ConformanceATol)
+			res.MaxAbsErr = math.Max(res.MaxAbsErr, maxAbs)
+			res.MaxRelErr = math.Max(res.MaxRelErr, maxRel)
+			if !ok && res.Status == "" {
+				res.Status = StatusFail
+				res.Err = fmt.Sprintf("%s: output %d %q: got %s, want %s, max abs err %g, max rel err %g",
+					filepath.Base(set), k, v.Name, got[v.Name], want[k], maxAbs, maxRel)
+			}
+		}
+	}
+	if res.Status == "" {
+		res.Status = StatusPass
+	}
+	return res
+}
+
+// RunSuite runs every case folder (one holding model.onnx) directly under
+// each of dirs, in parallel, and returns the results sorted by folder.
+// progress, if not nil, is called after each case from one goroutine.
+func RunSuite(dirs []string, progress func(done, total int)) []CaseResult {
+	var cases []string
+	for _, d := range dirs {
+		matches, _ := filepath.Glob(filepath.Join(d, "*", "model.onnx"))
+		for _, m := range matches {
+			cases = append(cases, filepath.Dir(m))
+		}
+	}
+	sort.Strings(cases)
+	results := make([]CaseResult, len(cases))
+	jobs := make(chan int)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range max(1, goruntime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				results[i] = RunCase(cases[i])
+				done <- struct{}{}
+			}
+		}()
+	}
+	go func() {
+		for i := range cases {
+			jobs <- i
+		}
+		close(jobs)
+		wg.Wait()
+		close(done)
+	}()
+	n := 0
+	for range done {
+		n++
+		if progress != nil {
+			progress(n, len(cases))
+		}
+	}
+	return results
+}
+
+// Compare checks got against want elementwise: |got-want| <= atol +
+// rtol*|want| for floating-point types, with NaN matching NaN and
+// infinities matching exactly, and equality for integers, booleans and
+// strings. It fails when the dtypes or shapes differ. maxAbs and maxRel
+// are the largest absolute and relative differences (relative to |want|,
+// over elements where want is not zero).
+func Compare(got, want *Tensor, rtol, atol float64) (maxAbs, maxRel float64, ok bool) {
+	if got == nil || want == nil || got.DType != want.DType || !slices.Equal(got.Shape, want.Shape) {
+		return math.Inf(1), math.Inf(1), false
+	}
+	// A kernel bug could leave Data of another type than DType says, or
+	// short; that must fail the comparison, not panic it.
+	gotType, gotLen, _ := sliceInfo(got.Data)
+	wantType, wantLen, _ := sliceInfo(want.Data)
+	if gotType != wantType || gotLen != wantLen {
+		return math.Inf(1), math.Inf(1), false
+	}
+	ok = true
+	switch w := want.Data.(type) {
+	case []float32:
+		maxAbs, maxRel, ok = compareFloats(got.Data.([]float32), w, rtol, atol)
+	case []float64:
+		maxAbs, maxRel, ok = compareFloats(got.Data.([]float64), w, rtol, atol)
+	case []int64:
+		maxAbs, maxRel, ok = compareExact(got.Data.([]int64), w)
+	case []int32:
+		maxAbs, maxRel, ok = compareExact(got.Data.([]int32), w)
+	case []int16:
+		maxAbs, maxRel, ok = compareExact(got.Data.([]int16), w)
+	case []int8:
+		maxAbs, maxRel, ok = compareExact(got.Data.([]int8), w)
+	case []uint64:
+		maxAbs, maxRel, ok = compareExact(got.Data.([]uint64), w)
+	case []uint32:
+		maxAbs, maxRel, ok = compareExact(got.Data.([]uint32), w)
+	case []uint16:
+		maxAbs, maxRel, ok = compareExact(got.Data.([]uint16), w)
+	case []uint8:
+		maxAbs, maxRel, ok = compareExact(got.Data.([]uint8), w)
+	case []bool:
+		g := got.Data.([]bool)
+		for i := range w {
+			if g[i] != w[i] {
+				maxAbs, maxRel, ok = 1, 1, false
+			}
+		}
+	case []string:
+		g := got.Data.([]string)
+		for i := range w {
+			if g[i] != w[i] {
+				maxAbs, maxRel, ok = math.Inf(1), math.Inf(1), false
+			}
+		}
+	default:
+		return math.Inf(1), math.Inf(1), false
+	}
+	return maxAbs, maxRel, ok
+}
+
+func compareFloats[T float32 | float64](got, want []T, rtol, atol float64) (maxAbs, maxRel float64, ok bool) {
+	ok = true
+	for i := range want {
+		g, w := float64(got[i]), float64(want[i])
+		if math.IsNaN(g) || math.IsNaN(w) || math.IsInf(g, 0) || math.IsInf(w, 0) {
+			if g != w && !(math.IsNaN(g) && math.IsNaN(w)) {
+				maxAbs, maxRel, ok = math.Inf(1), math.Inf(1), false
+			}
+			continue
+		}
+		d := math.Abs(g - w)
+		maxAbs = math.Max(maxAbs, d)
+		if w != 0 {
+			maxRel = math.Max(maxRel, d/math.Abs(w))
+		}
+		if d > atol+rtol*math.Abs(w) {
+			ok = false
+		}
+	}
+	return maxAbs, maxRel, ok
+}
+
+// compareExact compares integers exactly; the differences it reports are
+// as close as float64 holds them.
+func compareExact[T int64 | int32 | int16 | int8 | uint64 | uint32 | uint16 | uint8](got, want []T) (maxAbs, maxRel float64, ok bool) {
+	ok = true
+	for i := range want {
+		if got[i] == want[i] {
+			continue
+		}
+		ok = false
+		g, w := float64(got[i]), float64(want[i])
+		d := math.Abs(g - w)
+		maxAbs = math.Max(maxAbs, d)
+		if w != 0 {
+			maxRel = math.Max(maxRel, d/math.Abs(w))
+		}
+	}
+	return maxAbs, maxRel, ok
+}
+
+// modelOps lists the op types in g and its subgraphs, prefixed with the
+// domain outside the default one.
+func modelOps(g *graph.Graph) []string {
+	seen := map[string]bool{}
+	g.Walk(func(h *graph.Graph) bool {
+		for _, n := range h.Nodes {
+			op := n.OpType
+			if n.Domain != "" && n.Domain != "ai.onnx" {
+				op = n.Domain + ":" + op
+			}
+			seen[op] = true
+		}
+		return true
+	})
+	ops := make([]string, 0, len(seen))
+	for op := range seen {
+		ops = append(ops, op)
+	}
+	sort.Strings(ops)
+	return ops
+}
+
+// nonTensorKind names the kind of a value's type when it is not a tensor
+// (or unknown), since the conformance data for those is not TensorProto.
+func nonTensorKind(t *onnx.TypeProto) string {
+	switch {
+	case t.GetSequenceType() != nil:
+		return "sequence"
+	case t.GetOptionalType() != nil:
+		return "optional"
+	case t.GetMapType() != nil:
+		return "map"
+	case t.GetSparseTensorType() != nil:
+		return "sparse tensor"
+	case t.GetOpaqueType() != nil:
+		return "opaque value"
+	}
+	return ""
+}
+
+// numbered returns the entries of dir named prefix+N+suffix, ordered by N.
+func numbered(dir, prefix, suffix string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	type item struct {
+		n    int
+		path string
+	}
+	var items []item
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, suffix) {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(name, prefix), suffix))
+		if err != nil {
+			continue
+		}
+		items = append(items, item{n, filepath.Join(dir, name)})
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].n < items[j].n })
+	paths := make([]string, len(items))
+	for i, it := range items {
+		if it.n != i {
+			return nil, fmt.Errorf("%s: %s%d%s is missing", dir, prefix, i, suffix)
+		}
+		paths[i] = it.path
+	}
+	return paths, nil
+}
+
+// loadTensors reads set/prefixK.pb for K = 0, 1, ... as tensors.
+func loadTensors(set, prefix string) ([]*Tensor, error) {
+	paths, err := numbered(set, prefix, ".pb")
+	if err != nil {
+		return nil, err
+	}
+	ts := make([]*Tensor, len(paths))
+	for i, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		tp := &onnx.TensorProto{}
+		if err := proto.Unmarshal(b, tp); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		if ts[i], err = TensorFromProto(tp); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return ts, nil
+}

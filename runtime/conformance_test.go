@@ -1,0 +1,180 @@
+package runtime
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"onnxopt/internal/suite"
+	"onnxopt/onnx"
+)
+
+// TestConformance runs every case of the ONNX conformance suite's node,
+// pytorch-converted, pytorch-operator and simple folders as a subtest
+// (TestConformance/node/test_add), comparing outputs with rtol 1e-3 and
+// atol 1e-7. A wrong output or an error fails; a case needing an op or a
+// value type the runtime lacks is skipped.
+func TestConformance(t *testing.T) {
+	suite.Dir(t)
+	var (
+		mu      sync.Mutex
+		results = map[string][]CaseResult{}
+	)
+	t.Cleanup(func() { logCoverage(t, results) })
+	for _, folder := range suite.Folders {
+		t.Run(folder, func(t *testing.T) {
+			for _, dir := range suite.Cases(t, folder) {
+				t.Run(filepath.Base(dir), func(t *testing.T) {
+					t.Parallel()
+					res := RunCase(dir)
+					mu.Lock()
+					results[folder] = append(results[folder], res)
+					mu.Unlock()
+					switch res.Status {
+					case StatusPass:
+					case StatusUnsupported:
+						t.Skip(res.Err)
+					default:
+						t.Errorf("%s (ops %s): %s", res.Status, strings.Join(res.Ops, " "), res.Err)
+					}
+				})
+			}
+		})
+	}
+}
+
+// logCoverage logs the counts per folder and, over all folders, the
+// unsupported ops that block the most cases.
+func logCoverage(t *testing.T, results map[string][]CaseResult) {
+	blocked := map[string]int{}
+	for _, folder := range suite.Folders {
+		counts := map[string]int{}
+		for _, r := range results[folder] {
+			counts[r.Status]++
+			if r.Status == StatusUnsupported {
+				op := r.Op
+				if op == "" {
+					op = "(non-tensor values)"
+				}
+				blocked[op]++
+			}
+		}
+		if len(results[folder]) == 0 {
+			continue
+		}
+		t.Logf("%-18s %4d cases: %4d pass, %d fail, %d error, %4d unsupported (%.1f%% pass)",
+			folder, len(results[folder]), counts[StatusPass], counts[StatusFail], counts[StatusError],
+			counts[StatusUnsupported], 100*float64(counts[StatusPass])/float64(len(results[folder])))
+	}
+	ops := make([]string, 0, len(blocked))
+	for op := range blocked {
+		ops = append(ops, op)
+	}
+	sort.Slice(ops, func(i, j int) bool {
+		if blocked[ops[i]] != blocked[ops[j]] {
+			return blocked[ops[i]] > blocked[ops[j]]
+		}
+		return ops[i] < ops[j]
+	})
+	var b strings.Builder
+	for i, op := range ops {
+		if i == 40 {
+			fmt.Fprintf(&b, " ... %d more", len(ops)-i)
+			break
+		}
+		fmt.Fprintf(&b, " %s:%d", op, blocked[op])
+	}
+	if len(ops) > 0 {
+		t.Logf("unsupported ops by cases blocked:%s", b.String())
+	}
+}
+
+func TestCompare(t *testing.T) {
+	f32 := func(shape []int, v ...float32) *Tensor {
+		return &Tensor{DType: onnx.TensorProto_FLOAT, Shape: shape, Data: v}
+	}
+	nan := float32(math.NaN())
+	inf := float32(math.Inf(1))
+	tests := []struct {
+		name      string
+		got, want *Tensor
+		ok        bool
+	}{
+		{"equal", f32([]int{2}, 1, 2), f32([]int{2}, 1, 2), true},
+		// 1e-7 + 1e-3*1000 = 1.0000001 allows 1000 vs 1001.
+		{"within rtol", f32([]int{1}, 1000.9), f32([]int{1}, 1000), true},
+		{"beyond rtol", f32([]int{1}, 1001.5), f32([]int{1}, 1000), false},
+		{"within atol at zero", f32([]int{1}, 5e-8), f32([]int{1}, 0), true},
+		{"beyond atol at zero", f32([]int{1}, 1e-6), f32([]int{1}, 0), false},
+		{"nan matches nan", f32([]int{1}, nan), f32([]int{1}, nan), true},
+		{"nan is not a number", f32([]int{1}, nan), f32([]int{1}, 1), false},
+		{"number is not nan", f32([]int{1}, 1), f32([]int{1}, nan), false},
+		{"inf matches inf", f32([]int{1}, inf), f32([]int{1}, inf), true},
+		{"inf is not -inf", f32([]int{1}, inf), f32([]int{1}, -inf), false},
+		{"shape", f32([]int{2, 1}, 1, 2), f32([]int{1, 2}, 1, 2), false},
+		{"rank-0 vs rank-1", f32(nil, 1), f32([]int{1}, 1), false},
+		{"dtype", &Tensor{DType: onnx.TensorProto_DOUBLE, Shape: []int{1}, Data: []float64{1}}, f32([]int{1}, 1), false},
+		{"data type unlike dtype", &Tensor{DType: onnx.TensorProto_FLOAT, Shape: []int{1}, Data: []float64{1}}, f32([]int{1}, 1), false},
+		{"short data", f32([]int{2}, 1), f32([]int{2}, 1, 2), false},
+		{"float16", &Tensor{DType: onnx.TensorProto_FLOAT16, Shape: []int{1}, Data: []float32{0.5}},
+			&Tensor{DType: onnx.TensorProto_FLOAT16, Shape: []int{1}, Data: []float32{0.5}}, true},
+		{"int64 exact", &Tensor{DType: onnx.TensorProto_INT64, Shape: []int{1}, Data: []int64{1 << 60}},
+			&Tensor{DType: onnx.TensorProto_INT64, Shape: []int{1}, Data: []int64{1<<60 + 1}}, false},
+		{"uint8 equal", &Tensor{DType: onnx.TensorProto_UINT8, Shape: []int{2}, Data: []uint8{1, 255}},
+			&Tensor{DType: onnx.TensorProto_UINT8, Shape: []int{2}, Data: []uint8{1, 255}}, true},
+		{"bool", &Tensor{DType: onnx.TensorProto_BOOL, Shape: []int{1}, Data: []bool{true}},
+			&Tensor{DType: onnx.TensorProto_BOOL, Shape: []int{1}, Data: []bool{false}}, false},
+		{"string", &Tensor{DType: onnx.TensorProto_STRING, Shape: []int{1}, Data: []string{"a"}},
+			&Tensor{DType: onnx.TensorProto_STRING, Shape: []int{1}, Data: []string{"a"}}, true},
+		{"empty", f32([]int{0, 3}), f32([]int{0, 3}), true},
+		{"nil got", nil, f32([]int{1}, 1), false},
+	}
+	for _, tt := range tests {
+		_, _, ok := Compare(tt.got, tt.want, ConformanceRTol, ConformanceATol)
+		if ok != tt.ok {
+			t.Errorf("%s: Compare ok = %v, want %v", tt.name, ok, tt.ok)
+		}
+	}
+	maxAbs, maxRel, _ := Compare(f32([]int{2}, 1.5, 4), f32([]int{2}, 1, 5), ConformanceRTol, ConformanceATol)
+	if maxAbs != 1 || maxRel != 0.5 {
+		t.Errorf("Compare errors = %g, %g; want 1, 0.5", maxAbs, maxRel)
+	}
+}
+
+func TestRunCaseMissingModel(t *testing.T) {
+	res := RunCase(filepath.Join(t.TempDir(), "test_nothing"))
+	if res.Status != StatusError || res.Name != "test_nothing" {
+		t.Errorf("RunCase on an empty folder = %+v, want status error", res)
+	}
+}
+
+// TestRunSuite checks that RunSuite visits every case of a folder once and
+// reports each as RunCase does.
+func TestRunSuite(t *testing.T) {
+	dir := filepath.Join(suite.Dir(t), "simple")
+	cases := suite.Cases(t, "simple")
+	var calls, lastDone int
+	results := RunSuite([]string{dir}, func(done, total int) {
+		calls++
+		lastDone = done
+		if total != len(cases) {
+			t.Errorf("progress total = %d, want %d", total, len(cases))
+		}
+	})
+	if len(results) != len(cases) || calls != len(cases) || lastDone != len(cases) {
+		t.Fatalf("RunSuite: %d results, %d progress calls ending at %d; want %d", len(results), calls, lastDone, len(cases))
+	}
+	for i, r := range results {
+		if r.Dir != cases[i] {
+			t.Errorf("result %d is for %s, want %s", i, r.Dir, cases[i])
+			continue
+		}
+		if want := RunCase(cases[i]); r.Status != want.Status || r.Op != want.Op {
+			t.Errorf("%s: RunSuite says %s %s, RunCase %s %s", r.Name, r.Status, r.Op, want.Status, want.Op)
+		}
+	}
+}
