@@ -26,9 +26,9 @@ type Tensor struct {
 	Data any
 }
 
-// Float16 and bfloat16 tensors hold []float32 whose values the type can
-// represent: the runtime computes them in float32 and rounds where an op
-// (Cast) produces them.
+// Tensors of the narrow float types (FLOAT16, BFLOAT16, the float8 types)
+// hold []float32 whose values the type can represent: the runtime computes
+// them in float32 and rounds where an op (Cast) produces them.
 
 // NewTensor allocates a zeroed tensor.
 func NewTensor(dt onnx.TensorProto_DataType, shape ...int) (*Tensor, error) {
@@ -180,7 +180,8 @@ func sliceInfo(data any) (onnx.TensorProto_DataType, int, bool) {
 
 func makeSlice(dt onnx.TensorProto_DataType, n int) (any, error) {
 	switch dt {
-	case onnx.TensorProto_FLOAT, onnx.TensorProto_FLOAT16, onnx.TensorProto_BFLOAT16:
+	case onnx.TensorProto_FLOAT, onnx.TensorProto_FLOAT16, onnx.TensorProto_BFLOAT16,
+		onnx.TensorProto_FLOAT8E4M3FN, onnx.TensorProto_FLOAT8E4M3FNUZ, onnx.TensorProto_FLOAT8E5M2, onnx.TensorProto_FLOAT8E5M2FNUZ:
 		return make([]float32, n), nil
 	case onnx.TensorProto_DOUBLE:
 		return make([]float64, n), nil
