@@ -1,0 +1,394 @@
+package onnx
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// WriteOptions says where WriteModel puts tensor data.
+type WriteOptions struct {
+	// ExternalData moves the data of every tensor with at least Threshold
+	// bytes of it to one data file next to the model, each tensor at an
+	// offset that is a multiple of 4096. Data in typed fields (float_data,
+	// int64_data, ...) is converted to raw bytes on the way. STRING
+	// tensors stay in the model.
+	ExternalData bool
+	// Threshold is the smallest data size, in bytes, that goes to the data
+	// file; zero or less means DefaultExternalThreshold.
+	Threshold int64
+	// Location is the data file's path relative to the model's folder; ""
+	// means the model's file name followed by ".data".
+	Location string
+}
+
+// DefaultExternalThreshold is the threshold of WriteOptions when none is
+// given, the one the ONNX Python tools use.
+const DefaultExternalThreshold = 1024
+
+// maxProtoSize is the largest message protobuf implementations parse.
+const maxProtoSize = math.MaxInt32
+
+// externalAlign is the alignment of tensors in external data files, so that
+// they can be memory-mapped and used in place.
+const externalAlign = 4096
+
+// streamThreshold is the raw_data length from which WriteModel copies a
+// tensor's bytes straight from its slice instead of marshalling them.
+const streamThreshold = 64 << 10
+
+// WriteModel writes m to path. The model and its data file, if any, are
+// written to temporary files in their folders and renamed into place, so an
+// error leaves no partial file behind. A model that would exceed the 2 GiB
+// limit of protobuf is written with external data whatever opt says. m is
+// not modified. Tensors that still refer to external data (not loaded by
+// ReadModel) are refused.
+func WriteModel(path string, m *ModelProto, opt WriteOptions) error {
+	if err := writeModel(path, m, opt); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeModel(path string, m *ModelProto, opt WriteOptions) error {
+	if m == nil {
+		return errors.New("nil model")
+	}
+	err := walkTensors(m, func(t *TensorProto, where string) error {
+		if t.GetDataLocation() == TensorProto_EXTERNAL {
+			return fmt.Errorf("%s: tensor %q refers to external data that was not loaded", where, t.GetName())
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	e := &encoder{replace: map[*TensorProto]*TensorProto{}, heavyMemo: map[proto.Message]bool{}}
+	var dataTemp, dataPath string
+	defer func() {
+		if dataTemp != "" {
+			os.Remove(dataTemp)
+		}
+	}()
+	if opt.ExternalData || proto.Size(m) > maxProtoSize {
+		location := opt.Location
+		if location == "" {
+			location = base + ".data"
+		}
+		if err := checkLocation(location); err != nil {
+			return err
+		}
+		dataPath = filepath.Join(dir, location)
+		if filepath.Clean(dataPath) == filepath.Clean(path) {
+			return fmt.Errorf("data file %q is the model file", location)
+		}
+		threshold := opt.Threshold
+		if threshold <= 0 {
+			threshold = DefaultExternalThreshold
+		}
+		dataTemp, err = writeTemp(dataPath, func(w *bufio.Writer) error {
+			return e.writeExternal(w, m, location, threshold)
+		})
+		if err != nil {
+			return err
+		}
+		if len(e.replace) == 0 {
+			os.Remove(dataTemp)
+			dataTemp = ""
+		}
+	}
+	if size := e.size(m.ProtoReflect()); size > maxProtoSize {
+		return fmt.Errorf("the model is %d bytes without its external data, more than protobuf's limit of %d", size, maxProtoSize)
+	}
+	modelTemp, err := writeTemp(path, func(w *bufio.Writer) error {
+		return e.write(w, m.ProtoReflect())
+	})
+	if err != nil {
+		return err
+	}
+	if dataTemp != "" {
+		if err := os.Rename(dataTemp, dataPath); err != nil {
+			os.Remove(modelTemp)
+			return err
+		}
+		dataTemp = ""
+	}
+	if err := os.Rename(modelTemp, path); err != nil {
+		os.Remove(modelTemp)
+		return err
+	}
+	return nil
+}
+
+// writeTemp writes a temporary file in the folder of path through fill and
+// returns its name. On error the file is removed.
+func writeTemp(path string, fill func(*bufio.Writer) error) (name string, err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(f, 1<<20)
+	if err := fill(w); err != nil {
+		return "", err
+	}
+	if err := w.Flush(); err != nil {
+		return "", err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// encoder streams a model to a writer. proto.Marshal would build the whole
+// encoding in memory, doubling the memory of a model of weights; the
+// encoder marshals only the small parts and copies large raw_data from the
+// tensors' own slices. Lengths come from proto.Size, which does not
+// marshal.
+type encoder struct {
+	// replace maps tensors moved to the external data file to the tensors
+	// written in their place.
+	replace   map[*TensorProto]*TensorProto
+	heavyMemo map[proto.Message]bool
+	scratch   []byte
+}
+
+// writeExternal writes the data of m's large tensors to w, each at an
+// aligned offset, and records the tensors that refer to it in e.replace.
+func (e *encoder) writeExternal(w *bufio.Writer, m *ModelProto, location string, threshold int64) error {
+	var offset int64
+	var zeros [externalAlign]byte
+	return walkTensors(m, func(t *TensorProto, where string) error {
+		dt := DataType(t.GetDataType())
+		if _, done := e.replace[t]; done || dt == TensorProto_STRING {
+			return nil
+		}
+		if err := ValidateTensor(t); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		n, _ := NumElements(t.Dims)
+		size, _ := dt.RawSize(n)
+		if size < threshold {
+			return nil
+		}
+		pad := (externalAlign - offset%externalAlign) % externalAlign
+		if _, err := w.Write(zeros[:pad]); err != nil {
+			return err
+		}
+		offset += pad
+		if _, err := w.Write(rawData(t)); err != nil {
+			return err
+		}
+		r := withoutFields(t.ProtoReflect(), func(fd protoreflect.FieldDescriptor) bool {
+			return isDataField(fd.Number())
+		}).Interface().(*TensorProto)
+		r.DataLocation = TensorProto_EXTERNAL.Enum()
+		r.ExternalData = []*StringStringEntryProto{
+			{Key: proto.String("location"), Value: proto.String(location)},
+			{Key: proto.String("offset"), Value: proto.String(strconv.FormatInt(offset, 10))},
+			{Key: proto.String("length"), Value: proto.String(strconv.FormatInt(size, 10))},
+		}
+		e.replace[t] = r
+		offset += size
+		return nil
+	})
+}
+
+// isDataField reports whether TensorProto field num holds or locates the
+// tensor's elements.
+func isDataField(num protowire.Number) bool {
+	switch num {
+	case 3, 4, 5, 6, 7, 9, 10, 11, 13, 14: // segment, *_data, raw_data, external_data, data_location
+		return true
+	}
+	return false
+}
+
+// withoutFields is a shallow copy of m without the fields skip selects: the
+// other fields share m's values.
+func withoutFields(m protoreflect.Message, skip func(protoreflect.FieldDescriptor) bool) protoreflect.Message {
+	c := m.Type().New()
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if !skip(fd) {
+			c.Set(fd, v)
+		}
+		return true
+	})
+	c.SetUnknown(m.GetUnknown())
+	return c
+}
+
+// heavy reports whether m holds, at any depth, a tensor the encoder writes
+// itself: one replaced by an external reference or one with streamed
+// raw_data.
+func (e *encoder) heavy(m protoreflect.Message) bool {
+	key := m.Interface()
+	if h, ok := e.heavyMemo[key]; ok {
+		return h
+	}
+	h := false
+	if t, ok := key.(*TensorProto); ok {
+		_, replaced := e.replace[t]
+		h = replaced || len(t.RawData) >= streamThreshold
+	} else if holdsTensors(m.Descriptor()) {
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			h = e.heavyField(fd, v)
+			return !h
+		})
+	}
+	e.heavyMemo[key] = h
+	return h
+}
+
+func (e *encoder) heavyField(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	if fd.Kind() != protoreflect.MessageKind || fd.IsMap() {
+		return false
+	}
+	if fd.IsList() {
+		l := v.List()
+		for i := range l.Len() {
+			if e.heavy(l.Get(i).Message()) {
+				return true
+			}
+		}
+		return false
+	}
+	return e.heavy(v.Message())
+}
+
+type fieldValue struct {
+	fd protoreflect.FieldDescriptor
+	v  protoreflect.Value
+}
+
+// split separates a heavy message into a light shallow copy, marshalled
+// normally, and the fields the encoder writes itself: the raw_data of a
+// tensor, or the message fields that hold heavy messages.
+func (e *encoder) split(m protoreflect.Message) (protoreflect.Message, []fieldValue) {
+	_, isTensor := m.Interface().(*TensorProto)
+	var heavy []fieldValue
+	light := withoutFields(m, func(fd protoreflect.FieldDescriptor) bool {
+		v := m.Get(fd)
+		if isTensor && fd.Number() == rawDataField || !isTensor && e.heavyField(fd, v) {
+			heavy = append(heavy, fieldValue{fd, v})
+			return true
+		}
+		return false
+	})
+	return light, heavy
+}
+
+// size is the length of what write writes for m.
+func (e *encoder) size(m protoreflect.Message) int {
+	if t, ok := m.Interface().(*TensorProto); ok {
+		if r, ok := e.replace[t]; ok {
+			return proto.Size(r)
+		}
+	}
+	if !e.heavy(m) {
+		return proto.Size(m.Interface())
+	}
+	light, heavy := e.split(m)
+	n := proto.Size(light.Interface())
+	for _, f := range heavy {
+		tag := protowire.SizeTag(f.fd.Number())
+		switch {
+		case f.fd.Kind() == protoreflect.BytesKind:
+			n += tag + protowire.SizeBytes(len(f.v.Bytes()))
+		case f.fd.IsList():
+			l := f.v.List()
+			for i := range l.Len() {
+				n += tag + protowire.SizeBytes(e.size(l.Get(i).Message()))
+			}
+		default:
+			n += tag + protowire.SizeBytes(e.size(f.v.Message()))
+		}
+	}
+	return n
+}
+
+// write writes the encoding of m, with tensors in e.replace swapped for
+// their replacements.
+func (e *encoder) write(w io.Writer, m protoreflect.Message) error {
+	if t, ok := m.Interface().(*TensorProto); ok {
+		if r, ok := e.replace[t]; ok {
+			return e.marshal(w, r)
+		}
+	}
+	if !e.heavy(m) {
+		return e.marshal(w, m.Interface())
+	}
+	light, heavy := e.split(m)
+	if err := e.marshal(w, light.Interface()); err != nil {
+		return err
+	}
+	for _, f := range heavy {
+		if f.fd.Kind() == protoreflect.BytesKind {
+			if err := e.writeBytesField(w, f.fd.Number(), f.v.Bytes()); err != nil {
+				return err
+			}
+			continue
+		}
+		if !f.fd.IsList() {
+			if err := e.writeMessageField(w, f.fd.Number(), f.v.Message()); err != nil {
+				return err
+			}
+			continue
+		}
+		l := f.v.List()
+		for i := range l.Len() {
+			if err := e.writeMessageField(w, f.fd.Number(), l.Get(i).Message()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (e *encoder) writeBytesField(w io.Writer, num protowire.Number, b []byte) error {
+	e.scratch = protowire.AppendTag(e.scratch[:0], num, protowire.BytesType)
+	e.scratch = protowire.AppendVarint(e.scratch, uint64(len(b)))
+	if _, err := w.Write(e.scratch); err != nil {
+		return err
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+func (e *encoder) writeMessageField(w io.Writer, num protowire.Number, m protoreflect.Message) error {
+	e.scratch = protowire.AppendTag(e.scratch[:0], num, protowire.BytesType)
+	e.scratch = protowire.AppendVarint(e.scratch, uint64(e.size(m)))
+	if _, err := w.Write(e.scratch); err != nil {
+		return err
+	}
+	return e.write(w, m)
+}
+
+func (e *encoder) marshal(w io.Writer, m proto.Message) error {
+	var err error
+	e.scratch, err = proto.MarshalOptions{}.MarshalAppend(e.scratch[:0], m)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(e.scratch)
+	return err
+}
