@@ -47,14 +47,27 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// logCoverage logs the counts per folder and, over all folders, the
-// unsupported ops that block the most cases.
+// logCoverage logs the counts per folder, the passing share of the cases
+// that use each op, and the unsupported ops that block the most cases.
 func logCoverage(t *testing.T, results map[string][]CaseResult) {
 	blocked := map[string]int{}
+	type usage struct{ pass, cases int }
+	byOp := map[string]*usage{}
 	for _, folder := range suite.Folders {
 		counts := map[string]int{}
 		for _, r := range results[folder] {
 			counts[r.Status]++
+			for _, op := range r.Ops {
+				u := byOp[op]
+				if u == nil {
+					u = &usage{}
+					byOp[op] = u
+				}
+				u.cases++
+				if r.Status == StatusPass {
+					u.pass++
+				}
+			}
 			if r.Status == StatusUnsupported {
 				op := r.Op
 				if op == "" {
@@ -69,6 +82,18 @@ func logCoverage(t *testing.T, results map[string][]CaseResult) {
 		t.Logf("%-18s %4d cases: %4d pass, %d fail, %d error, %4d unsupported (%.1f%% pass)",
 			folder, len(results[folder]), counts[StatusPass], counts[StatusFail], counts[StatusError],
 			counts[StatusUnsupported], 100*float64(counts[StatusPass])/float64(len(results[folder])))
+	}
+	used := make([]string, 0, len(byOp))
+	for op := range byOp {
+		used = append(used, op)
+	}
+	sort.Strings(used)
+	var cov strings.Builder
+	for _, op := range used {
+		fmt.Fprintf(&cov, " %s:%d/%d", op, byOp[op].pass, byOp[op].cases)
+	}
+	if len(used) > 0 {
+		t.Logf("passing cases per op:%s", cov.String())
 	}
 	ops := make([]string, 0, len(blocked))
 	for op := range blocked {
