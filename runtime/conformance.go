@@ -380,17 +380,26 @@ func loadTensors(set, prefix string) ([]*Tensor, error) {
 	}
 	ts := make([]*Tensor, len(paths))
 	for i, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
+		if ts[i], err = readTensorFile(p); err != nil {
 			return nil, err
-		}
-		tp := &onnx.TensorProto{}
-		if err := proto.Unmarshal(b, tp); err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		if ts[i], err = TensorFromProto(tp); err != nil {
-			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 	}
 	return ts, nil
+}
+
+// readTensorFile reads a serialized TensorProto.
+func readTensorFile(path string) (*Tensor, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	tp := &onnx.TensorProto{}
+	if err := proto.Unmarshal(b, tp); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	t, err := TensorFromProto(tp)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
 }

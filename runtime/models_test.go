@@ -1,0 +1,123 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"onnxopt/graph"
+	"onnxopt/internal/suite"
+)
+
+// modelsATol is the absolute tolerance against the logits PyTorch's ONNX
+// export recorded for the digits models. The logits are O(10), so 1e-4
+// allows float32 summation-order differences and nothing more.
+const modelsATol = 1e-4
+
+// TestSharedModels runs the digits MLP and CNN on their 397 test samples
+// and checks the logits against output_0.pb within modelsATol, the argmax
+// accuracy against the labels (it must equal torch's fp32 accuracy in
+// torch_anchors.json exactly), and that a second run of the same plan
+// gives identical outputs.
+func TestSharedModels(t *testing.T) {
+	dir := suite.SharedModels(t)
+	b, err := os.ReadFile(filepath.Join(dir, "torch_anchors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var anchors map[string]struct {
+		FP32Acc float64 `json:"fp32_acc"`
+	}
+	if err := json.Unmarshal(b, &anchors); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct{ folder, anchor string }{{"digits_mlp", "mlp"}, {"digits_cnn", "cnn"}} {
+		t.Run(m.folder, func(t *testing.T) {
+			anchor, ok := anchors[m.anchor]
+			if !ok {
+				t.Fatalf("torch_anchors.json has no %q entry", m.anchor)
+			}
+			modelDir := filepath.Join(dir, m.folder)
+			model, err := graph.Load(filepath.Join(modelDir, "model.onnx"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := Compile(model.Graph)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, err := readTensorFile(filepath.Join(modelDir, "test_data_set_0", "input_0.pb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := readTensorFile(filepath.Join(modelDir, "test_data_set_0", "output_0.pb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			labels, err := readTensorFile(filepath.Join(modelDir, "labels.pb"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs := plan.Inputs()
+			if len(inputs) != 1 || len(model.Graph.Outputs) != 1 {
+				t.Fatalf("model has %d inputs and %d outputs, want 1 and 1", len(inputs), len(model.Graph.Outputs))
+			}
+			feeds := map[string]*Tensor{inputs[0].Name: x}
+			outName := model.Graph.Outputs[0].Name
+
+			first, err := plan.Run(feeds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := first[outName]
+			maxAbs, _, ok := Compare(got, want, 0, modelsATol)
+			if !ok {
+				t.Errorf("logits %s differ from output_0.pb %s: max abs err %g > %g", got, want, maxAbs, modelsATol)
+			}
+			t.Logf("max abs err vs torch logits: %g", maxAbs)
+
+			acc, err := argmaxAccuracy(got, labels)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if acc != anchor.FP32Acc {
+				t.Errorf("accuracy %v, want torch's %v", acc, anchor.FP32Acc)
+			}
+
+			second, err := plan.Run(feeds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, same := Compare(second[outName], got, 0, 0); !same {
+				t.Errorf("a second run of the plan gives different logits")
+			}
+		})
+	}
+}
+
+// argmaxAccuracy returns the share of rows of logits [N, C] whose largest
+// entry (the first, on ties) is at the int64 label.
+func argmaxAccuracy(logits, labels *Tensor) (float64, error) {
+	l, ok := logits.Data.([]float32)
+	y, ok2 := labels.Data.([]int64)
+	if !ok || !ok2 || logits.Rank() != 2 || labels.Len() != logits.Shape[0] {
+		return 0, fmt.Errorf("logits %s and labels %s do not match", logits, labels)
+	}
+	classes := logits.Shape[1]
+	correct := 0
+	for i, label := range y {
+		row := l[i*classes : (i+1)*classes]
+		best := 0
+		for c, v := range row {
+			if v > row[best] {
+				best = c
+			}
+		}
+		if int64(best) == label {
+			correct++
+		}
+	}
+	return float64(correct) / float64(len(y)), nil
+}
