@@ -1,3 +1,453 @@
 package runtime
 
-var poolOps = []opDef{}
+import (
+	"fmt"
+	"math"
+
+	"onnxopt/graph"
+	"onnxopt/onnx"
+)
+
+var poolOps = []opDef{
+	// The later versions of MaxPool (8: storage_order and Indices; 10:
+	// ceil_mode and dilations; 12: int8 and uint8), AveragePool (7:
+	// count_include_pad; 10: ceil_mode; 19: dilations) and LpPool (18:
+	// ceil_mode and dilations) only add attributes, which default to the
+	// earlier behaviour, or types.
+	{"", "MaxPool", 1, compileMaxPool},
+	{"", "AveragePool", 1, compileAveragePool},
+	// LpPool-1 and GlobalLpPool-1 take p as a float, later versions as
+	// an int.
+	{"", "LpPool", 1, compileLpPool(false)},
+	{"", "LpPool", 2, compileLpPool(true)},
+	{"", "GlobalAveragePool", 1, compileGlobalPool(globalAverage, false)},
+	{"", "GlobalMaxPool", 1, compileGlobalPool(globalMax, false)},
+	{"", "GlobalLpPool", 1, compileGlobalPool(globalLp, false)},
+	{"", "GlobalLpPool", 2, compileGlobalPool(globalLp, true)},
+}
+
+// poolInput checks a pooling operator's X and resolves its window.
+func poolInput(op string, w *windowAttrs, in []*Tensor) (*Tensor, geometry, error) {
+	if len(in) < 1 || in[0] == nil {
+		return nil, geometry{}, fmt.Errorf("%s needs input X", op)
+	}
+	x := in[0]
+	if x.Rank() < 3 {
+		return nil, geometry{}, fmt.Errorf("%s needs X of rank 3 or more (N, C, spatial...), got %s", op, x)
+	}
+	g, err := w.forward(x.Shape[2:], w.kernel)
+	if err != nil {
+		return nil, g, err
+	}
+	return x, g, nil
+}
+
+func poolOutputShape(x *Tensor, g *geometry) []int {
+	return append([]int{x.Shape[0], x.Shape[1]}, g.out[maxSpatial-(x.Rank()-2):]...)
+}
+
+func readPoolWindow(n *graph.Node) (windowAttrs, error) {
+	w, err := readWindowAttrs(n)
+	if err != nil {
+		return w, err
+	}
+	if w.kernel == nil {
+		return w, fmt.Errorf("the kernel_shape attribute is required")
+	}
+	return w, nil
+}
+
+type maxPoolAttrs struct {
+	window      windowAttrs
+	columnMajor bool // storage_order 1: Indices count in column-major order
+}
+
+func compileMaxPool(n *graph.Node) (kernel, error) {
+	w, err := readPoolWindow(n)
+	if err != nil {
+		return nil, err
+	}
+	order := n.AttrInt("storage_order", 0)
+	if order != 0 && order != 1 {
+		return nil, fmt.Errorf("storage_order %d is not 0 (row major) or 1 (column major)", order)
+	}
+	attrs := maxPoolAttrs{window: w, columnMajor: order == 1}
+	return attrs.run, nil
+}
+
+func (a *maxPoolAttrs) run(e *env, in []*Tensor) ([]*Tensor, error) {
+	x, g, err := poolInput("MaxPool", &a.window, in)
+	if err != nil {
+		return nil, err
+	}
+	shape := poolOutputShape(x, &g)
+	y, err := e.output(0, x.DType, shape...)
+	if err != nil {
+		return nil, err
+	}
+	// Indices is computed only when the node has that output.
+	var indices []int64
+	var idx *Tensor
+	if len(e.node.Outputs) > 1 && e.node.Outputs[1] != nil {
+		if idx, err = e.output(1, onnx.TensorProto_INT64, shape...); err != nil {
+			return nil, err
+		}
+		indices = idx.Data.([]int64)
+	}
+	planes := x.Shape[0] * x.Shape[1]
+	switch yd := y.Data.(type) {
+	case []float32:
+		maxPool(&g, planes, x.Data.([]float32), yd, indices, a.columnMajor)
+	case []float64:
+		maxPool(&g, planes, x.Data.([]float64), yd, indices, a.columnMajor)
+	case []int8:
+		maxPool(&g, planes, x.Data.([]int8), yd, indices, a.columnMajor)
+	case []uint8:
+		maxPool(&g, planes, x.Data.([]uint8), yd, indices, a.columnMajor)
+	default:
+		return nil, fmt.Errorf("MaxPool does not compute in %s", dtypeName(x.DType))
+	}
+	if idx == nil {
+		return []*Tensor{y}, nil
+	}
+	return []*Tensor{y, idx}, nil
+}
+
+// lowest is the smallest finite value of T, which a window wholly in the
+// padding yields, as in ONNX Runtime.
+func lowest[T int8 | uint8 | float32 | float64]() T {
+	var v T
+	switch p := any(&v).(type) {
+	case *int8:
+		*p = math.MinInt8
+	case *float32:
+		*p = -math.MaxFloat32
+	case *float64:
+		*p = -math.MaxFloat64
+	}
+	return v
+}
+
+// maxPool takes the maximum of each window; indices, when not nil,
+// receives the flat index in X of the first maximum, counted row-major or
+// column-major over the spatial dimensions. NaN never wins.
+func maxPool[T int8 | uint8 | float32 | float64](g *geometry, planes int, x, y []T, indices []int64, columnMajor bool) {
+	inVol, outVol := g.inVolume(), g.outVolume()
+	inD, inH, inW := g.in[0], g.in[1], g.in[2]
+	outH, outW := g.out[1], g.out[2]
+	low := lowest[T]()
+	for p := range planes {
+		xp := x[p*inVol:][:inVol]
+		yp := y[p*outVol:][:outVol]
+		for od := range g.out[0] {
+			for oh := range outH {
+				for ow := range outW {
+					best, at := low, -1
+					for kd := range g.kernel[0] {
+						id := od*g.stride[0] + kd*g.dilation[0] - g.padBegin[0]
+						if id < 0 || id >= inD {
+							continue
+						}
+						for kh := range g.kernel[1] {
+							ih := oh*g.stride[1] + kh*g.dilation[1] - g.padBegin[1]
+							if ih < 0 || ih >= inH {
+								continue
+							}
+							row := xp[(id*inH+ih)*inW:][:inW]
+							for kw := range g.kernel[2] {
+								iw := ow*g.stride[2] + kw*g.dilation[2] - g.padBegin[2]
+								if iw < 0 || iw >= inW {
+									continue
+								}
+								if v := row[iw]; v > best || at < 0 && v == best {
+									best, at = v, (id*inH+ih)*inW+iw
+								}
+							}
+						}
+					}
+					o := (od*outH+oh)*outW + ow
+					yp[o] = best
+					if indices == nil {
+						continue
+					}
+					if at < 0 {
+						indices[p*outVol+o] = -1
+						continue
+					}
+					if columnMajor {
+						// The lifted dimensions are (d, h, w) row-major;
+						// column-major counts the first one fastest.
+						id, ih, iw := at/(inH*inW), at/inW%inH, at%inW
+						at = id + ih*inD + iw*inD*inH
+					}
+					indices[p*outVol+o] = int64(p*inVol + at)
+				}
+			}
+		}
+	}
+}
+
+// sumPoolAttrs are the attributes of AveragePool and LpPool, which both sum
+// over the window: AveragePool the values, divided by the count, and
+// LpPool their p-th powers, whose p-th root it takes.
+type sumPoolAttrs struct {
+	op              string
+	window          windowAttrs
+	lp              bool
+	p               float64
+	countIncludePad bool
+}
+
+func compileAveragePool(n *graph.Node) (kernel, error) {
+	w, err := readPoolWindow(n)
+	if err != nil {
+		return nil, err
+	}
+	attrs := sumPoolAttrs{op: "AveragePool", window: w, countIncludePad: n.AttrInt("count_include_pad", 0) != 0}
+	return attrs.run, nil
+}
+
+func compileLpPool(intP bool) func(n *graph.Node) (kernel, error) {
+	return func(n *graph.Node) (kernel, error) {
+		w, err := readPoolWindow(n)
+		if err != nil {
+			return nil, err
+		}
+		p, err := readP(n, intP)
+		if err != nil {
+			return nil, err
+		}
+		attrs := sumPoolAttrs{op: "LpPool", window: w, lp: true, p: p}
+		return attrs.run, nil
+	}
+}
+
+// readP reads the p of LpPool and GlobalLpPool: a float before opset 2, an
+// int from it, 2 by default.
+func readP(n *graph.Node, intP bool) (float64, error) {
+	p := 2.0
+	if intP {
+		p = float64(n.AttrInt("p", 2))
+	} else {
+		p = float64(n.AttrFloat("p", 2))
+	}
+	if !(p > 0) || math.IsInf(p, 0) {
+		return 0, fmt.Errorf("p %g must be positive", p)
+	}
+	return p, nil
+}
+
+func (a *sumPoolAttrs) run(e *env, in []*Tensor) ([]*Tensor, error) {
+	x, g, err := poolInput(a.op, &a.window, in)
+	if err != nil {
+		return nil, err
+	}
+	y, err := e.output(0, x.DType, poolOutputShape(x, &g)...)
+	if err != nil {
+		return nil, err
+	}
+	planes := x.Shape[0] * x.Shape[1]
+	switch yd := y.Data.(type) {
+	case []float32:
+		sumPool(a, &g, planes, x.Data.([]float32), yd)
+		narrowFloat32s(y.DType, yd)
+	case []float64:
+		sumPool(a, &g, planes, x.Data.([]float64), yd)
+	default:
+		return nil, fmt.Errorf("%s does not compute in %s", a.op, dtypeName(x.DType))
+	}
+	return []*Tensor{y}, nil
+}
+
+// tapCount counts the taps of a window that starts at start and lie in
+// [lo, hi).
+func tapCount(start, kernel, dilation, lo, hi int) int {
+	n := 0
+	for k := range kernel {
+		if p := start + k*dilation; p >= lo && p < hi {
+			n++
+		}
+	}
+	return n
+}
+
+// sumPool computes AveragePool or LpPool. The padding adds zeros; for
+// AveragePool with count_include_pad it counts in the divisor, but the
+// part of a window that ceil_mode lets run past the padding does not.
+func sumPool[T float32 | float64](a *sumPoolAttrs, g *geometry, planes int, x, y []T) {
+	inVol, outVol := g.inVolume(), g.outVolume()
+	inD, inH, inW := g.in[0], g.in[1], g.in[2]
+	outH, outW := g.out[1], g.out[2]
+	power := func(v float64) float64 {
+		switch a.p {
+		case 1:
+			return math.Abs(v)
+		case 2:
+			return v * v
+		}
+		return math.Pow(math.Abs(v), a.p)
+	}
+	for p := range planes {
+		xp := x[p*inVol:][:inVol]
+		yp := y[p*outVol:][:outVol]
+		for od := range g.out[0] {
+			startD := od*g.stride[0] - g.padBegin[0]
+			for oh := range outH {
+				startH := oh*g.stride[1] - g.padBegin[1]
+				for ow := range outW {
+					startW := ow*g.stride[2] - g.padBegin[2]
+					var sum float64
+					for kd := range g.kernel[0] {
+						id := startD + kd*g.dilation[0]
+						if id < 0 || id >= inD {
+							continue
+						}
+						for kh := range g.kernel[1] {
+							ih := startH + kh*g.dilation[1]
+							if ih < 0 || ih >= inH {
+								continue
+							}
+							row := xp[(id*inH+ih)*inW:][:inW]
+							for kw := range g.kernel[2] {
+								iw := startW + kw*g.dilation[2]
+								if iw < 0 || iw >= inW {
+									continue
+								}
+								if a.lp {
+									sum += power(float64(row[iw]))
+								} else {
+									sum += float64(row[iw])
+								}
+							}
+						}
+					}
+					o := (od*outH+oh)*outW + ow
+					if a.lp {
+						yp[o] = T(lpRoot(sum, a.p))
+						continue
+					}
+					count := 1
+					for i := range maxSpatial {
+						start := [maxSpatial]int{startD, startH, startW}[i]
+						lo, hi := 0, g.in[i]
+						if a.countIncludePad {
+							lo, hi = -g.padBegin[i], g.in[i]+g.padEnd[i]
+						}
+						count *= tapCount(start, g.kernel[i], g.dilation[i], lo, hi)
+					}
+					if count == 0 {
+						yp[o] = 0
+						continue
+					}
+					yp[o] = T(sum / float64(count))
+				}
+			}
+		}
+	}
+}
+
+func lpRoot(sum, p float64) float64 {
+	switch p {
+	case 1:
+		return sum
+	case 2:
+		return math.Sqrt(sum)
+	}
+	return math.Pow(sum, 1/p)
+}
+
+type globalKind int
+
+const (
+	globalAverage globalKind = iota
+	globalMax
+	globalLp
+)
+
+var globalNames = [...]string{globalAverage: "GlobalAveragePool", globalMax: "GlobalMaxPool", globalLp: "GlobalLpPool"}
+
+func compileGlobalPool(kind globalKind, intP bool) func(n *graph.Node) (kernel, error) {
+	return func(n *graph.Node) (kernel, error) {
+		p := 0.0
+		if kind == globalLp {
+			var err error
+			if p, err = readP(n, intP); err != nil {
+				return nil, err
+			}
+		}
+		return func(e *env, in []*Tensor) ([]*Tensor, error) {
+			return runGlobalPool(e, in, kind, p)
+		}, nil
+	}
+}
+
+// runGlobalPool reduces every spatial plane of X to one value, keeping the
+// spatial dimensions with size 1.
+func runGlobalPool(e *env, in []*Tensor, kind globalKind, p float64) ([]*Tensor, error) {
+	op := globalNames[kind]
+	if len(in) < 1 || in[0] == nil {
+		return nil, fmt.Errorf("%s needs input X", op)
+	}
+	x := in[0]
+	if x.Rank() < 2 {
+		return nil, fmt.Errorf("%s needs X of rank 2 or more (N, C, spatial...), got %s", op, x)
+	}
+	shape := []int{x.Shape[0], x.Shape[1]}
+	plane := 1
+	for _, d := range x.Shape[2:] {
+		shape = append(shape, 1)
+		plane *= d
+	}
+	y, err := e.output(0, x.DType, shape...)
+	if err != nil {
+		return nil, err
+	}
+	switch yd := y.Data.(type) {
+	case []float32:
+		globalPool(kind, p, plane, x.Data.([]float32), yd)
+		narrowFloat32s(y.DType, yd)
+	case []float64:
+		globalPool(kind, p, plane, x.Data.([]float64), yd)
+	default:
+		return nil, fmt.Errorf("%s does not compute in %s", op, dtypeName(x.DType))
+	}
+	return []*Tensor{y}, nil
+}
+
+func globalPool[T float32 | float64](kind globalKind, p float64, plane int, x, y []T) {
+	for i := range y {
+		xs := x[i*plane:][:plane]
+		switch kind {
+		case globalAverage:
+			var sum float64
+			for _, v := range xs {
+				sum += float64(v)
+			}
+			y[i] = T(sum / float64(plane))
+		case globalMax:
+			// As for MaxPool, NaN never wins; an empty plane yields the
+			// lowest value.
+			best := lowest[T]()
+			for _, v := range xs {
+				if v > best {
+					best = v
+				}
+			}
+			y[i] = best
+		case globalLp:
+			var sum float64
+			for _, v := range xs {
+				av := math.Abs(float64(v))
+				switch p {
+				case 1:
+					sum += av
+				case 2:
+					sum += av * av
+				default:
+					sum += math.Pow(av, p)
+				}
+			}
+			y[i] = T(lpRoot(sum, p))
+		}
+	}
+}
