@@ -2,27 +2,27 @@ package graph
 
 import (
 	"fmt"
-	"os"
-
-	"google.golang.org/protobuf/proto"
 
 	"onnxopt/onnx"
 )
 
-// Load reads an ONNX model file into the IR.
-// TODO(lead): read through onnx.ReadModel (external data, validation) when it lands.
+// Load reads an ONNX model file, with its external data, into the IR.
+// Malformed files and tensors, and external-data paths that leave the
+// model's folder, are refused with an error naming the problem.
 func Load(path string) (*Model, error) {
-	b, err := os.ReadFile(path)
+	mp, err := onnx.ReadModel(path)
 	if err != nil {
 		return nil, err
-	}
-	mp := &onnx.ModelProto{}
-	if err := proto.Unmarshal(b, mp); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	m, err := FromProto(mp)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
+}
+
+// Save writes the model to path through a temporary file renamed into
+// place, so that a failure leaves no partial file.
+func (m *Model) Save(path string, opt onnx.WriteOptions) error {
+	return onnx.WriteModel(path, m.ToProto(), opt)
 }
