@@ -26,3 +26,19 @@ func Load(path string) (*Model, error) {
 func (m *Model) Save(path string, opt onnx.WriteOptions) error {
 	return onnx.WriteModel(path, m.ToProto(), opt)
 }
+
+// LoadRefs reads a model without reading its external data (see
+// onnx.ReadModelRefs): initializers stored outside keep their references,
+// so a model of any size loads in little memory. Such a model can be
+// inspected and verified but not saved or run.
+func LoadRefs(path string) (*Model, []onnx.ExternalRef, error) {
+	mp, refs, err := onnx.ReadModelRefs(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := FromProto(mp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, refs, nil
+}

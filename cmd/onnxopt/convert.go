@@ -1,0 +1,31 @@
+package main
+
+import (
+	"onnxopt/graph"
+	"onnxopt/onnx"
+)
+
+func runConvert(c *cli, args []string) error {
+	fs := c.flags("convert")
+	out := fs.StringP("output", "o", "", "where to write the model (required)")
+	external := fs.Bool("external-data", false, "store tensors of at least the threshold in a data file beside the model")
+	threshold := fs.Int64("external-data-threshold", onnx.DefaultExternalThreshold, "smallest tensor, in bytes, stored as external data")
+	location := fs.String("external-data-file", "", "the data file's name, relative to the output's folder (default OUT.data)")
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("-o OUT is required")
+	}
+	if *threshold < 0 {
+		return usagef("--external-data-threshold must not be negative")
+	}
+	m, err := graph.Load(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if err := m.Verify(); err != nil {
+		return err
+	}
+	return m.Save(*out, onnx.WriteOptions{ExternalData: *external, Threshold: *threshold, Location: *location})
+}

@@ -1,0 +1,134 @@
+// Command onnxopt inspects, cleans, prunes and quantizes ONNX models, and
+// checks that the result computes what the original did.
+//
+// Usage:
+//
+//	onnxopt COMMAND [flags] ARGS
+//
+// Run "onnxopt help" for the commands. Exit status: 0 for success, 1 for a
+// check that failed, 2 for bad usage or bad input.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// A command is one subcommand: its name, a one-line summary, its usage
+// line, and the function that runs it.
+type command struct {
+	name    string
+	summary string
+	usage   string
+	run     func(c *cli, args []string) error
+}
+
+// commands lists every subcommand, in the order help shows them.
+var commands = []command{
+	{name: "inspect", summary: "print a model's structure, operators and parameters", usage: "inspect MODEL [--json]", run: runInspect},
+	{name: "convert", summary: "re-serialize a model through the IR, optionally with external data", usage: "convert MODEL -o OUT [--external-data] [--external-data-threshold BYTES]", run: runConvert},
+}
+
+// cli carries the streams a command writes to.
+type cli struct {
+	stdout, stderr io.Writer
+}
+
+// errCheckFailed marks a check that ran and failed: exit status 1.
+var errCheckFailed = errors.New("check failed")
+
+// usageError marks bad usage: exit status 2, with the command's usage.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	c := &cli{stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		c.help()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, cmd := range commands {
+		if cmd.name != args[0] {
+			continue
+		}
+		err := cmd.run(c, args[1:])
+		var ue *usageError
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, pflag.ErrHelp):
+			return 0
+		case errors.Is(err, errCheckFailed):
+			fmt.Fprintf(stderr, "onnxopt %s: %v\n", cmd.name, oneLine(err))
+			return 1
+		case errors.As(err, &ue):
+			fmt.Fprintf(stderr, "onnxopt %s: %v\nusage: onnxopt %s\n", cmd.name, oneLine(err), cmd.usage)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "onnxopt %s: %v\n", cmd.name, oneLine(err))
+			return 2
+		}
+	}
+	fmt.Fprintf(stderr, "onnxopt: unknown command %q (run \"onnxopt help\")\n", args[0])
+	return 2
+}
+
+// oneLine folds an error onto one line: joined errors become "; "-separated.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}
+
+func (c *cli) help() {
+	fmt.Fprintln(c.stdout, "onnxopt makes ONNX models smaller and faster and proves they still compute the same thing.")
+	fmt.Fprintln(c.stdout, "\nCommands:")
+	for _, cmd := range commands {
+		fmt.Fprintf(c.stdout, "  %-12s %s\n", cmd.name, cmd.summary)
+	}
+	fmt.Fprintln(c.stdout, "\nRun \"onnxopt COMMAND --help\" for a command's flags.")
+}
+
+// flags makes a flag set for a command; parse errors come back as usage
+// errors.
+func (c *cli) flags(name string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.SortFlags = false
+	return fs
+}
+
+// parse parses args and checks the number of positional arguments.
+func parse(fs *pflag.FlagSet, args []string, minArgs, maxArgs int) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return err
+		}
+		return usagef("%v", err)
+	}
+	if n := fs.NArg(); n < minArgs || (maxArgs >= 0 && n > maxArgs) {
+		switch {
+		case minArgs == maxArgs:
+			return usagef("want %d argument(s), got %d", minArgs, n)
+		default:
+			return usagef("want at least %d argument(s), got %d", minArgs, n)
+		}
+	}
+	return nil
+}
