@@ -73,14 +73,14 @@ func gemmIntegers[T int32 | int64 | uint32 | uint64](transA, transB bool, m, n, 
 		for j := range row {
 			var sum T
 			for l := range k {
-				ai, bj := a[i*lda+l], b[l*ldb+j]
+				ai, bi := i*lda+l, l*ldb+j
 				if transA {
-					ai = a[l*lda+i]
+					ai = l*lda + i
 				}
 				if transB {
-					bj = b[j*ldb+l]
+					bi = j*ldb + l
 				}
-				sum += ai * bj
+				sum += a[ai] * b[bi]
 			}
 			if beta == 0 {
 				row[j] = alpha * sum
