@@ -175,7 +175,7 @@ func (s *stripper) message(b []byte, md protoreflect.MessageDescriptor, depth in
 		}
 		switch {
 		case replacement != nil && out == nil:
-			out = append(make([]byte, 0, start+len(replacement)+(len(b)-pos)/4), b[:start]...)
+			out = append(make([]byte, 0, start+len(replacement)), b[:start]...)
 			out = append(out, replacement...)
 		case replacement != nil:
 			out = append(out, replacement...)
