@@ -38,6 +38,10 @@ type inferrer struct {
 // maxConstElems bounds the integer tensors propagated as constants.
 const maxConstElems = 64
 
+// maxRank bounds the rank inference will build from a shape tensor's
+// length; a longer shape is left unknown rather than allocated.
+const maxRank = 64
+
 // typeInfo is what inference knows of a value: its element type (0 when
 // unknown) and shape (ok false when the rank is unknown).
 type typeInfo struct {
@@ -233,7 +237,7 @@ func (in *inferrer) node(n *Node) error {
 		if c, ok := in.constant(n.Input(0)); ok {
 			return in.set(out0(n), elem, Known(c...), true)
 		}
-		if s := in.info(n.Input(0)); s.ok && len(s.shape) == 1 && s.shape[0].Known {
+		if s := in.info(n.Input(0)); s.ok && len(s.shape) == 1 && s.shape[0].Known && s.shape[0].Value <= maxRank {
 			return in.set(out0(n), elem, make(Shape, s.shape[0].Value), true)
 		}
 		return in.set(out0(n), elem, nil, false)
@@ -533,7 +537,7 @@ func (in *inferrer) reshape(n *Node) error {
 		target, ok = n.AttrInts("shape", nil), n.Attr("shape") != nil
 	}
 	if !ok {
-		if s := in.info(n.Input(1)); s.ok && len(s.shape) == 1 && s.shape[0].Known {
+		if s := in.info(n.Input(1)); s.ok && len(s.shape) == 1 && s.shape[0].Known && s.shape[0].Value <= maxRank {
 			return in.set(out0(n), x.elem, make(Shape, s.shape[0].Value), true)
 		}
 		return in.set(out0(n), x.elem, nil, false)
@@ -902,9 +906,10 @@ func (in *inferrer) slice(n *Node) error {
 	}
 	if c, ok := in.constant(n.Input(0)); ok && len(x.shape) == 1 && len(norm) == 1 {
 		step := at(steps, 0, 1)
-		start, _ := sliceBounds(starts[0], ends[0], step, int64(len(c)))
+		size := int64(len(c))
+		start, _ := sliceBounds(starts[0], ends[0], step, size)
 		var vals []int64
-		for k, i := int64(0), start; k < out[0].Value; k, i = k+1, i+step {
+		for k, i := int64(0), start; k < sliceLen(starts[0], ends[0], step, size); k, i = k+1, i+step {
 			vals = append(vals, c[i])
 		}
 		in.consts[out0(n)] = vals
@@ -1077,8 +1082,8 @@ func (in *inferrer) foldArith(n *Node) error {
 // int64Values decodes a small int64 or int32 tensor.
 func int64Values(t *onnx.TensorProto) ([]int64, bool) {
 	dt := onnx.TensorProto_DataType(t.GetDataType())
-	n := product(t.GetDims())
-	if n > maxConstElems || t.GetDataLocation() == onnx.TensorProto_EXTERNAL {
+	n, err := onnx.NumElements(t.GetDims())
+	if err != nil || n > maxConstElems || t.GetDataLocation() == onnx.TensorProto_EXTERNAL {
 		return nil, false
 	}
 	switch dt {
