@@ -40,6 +40,9 @@ func ReadModel(path string) (*ModelProto, error) {
 // stay mapped for the life of the process.
 func ParseModel(b []byte, dir string) (*ModelProto, error) {
 	m, err := unmarshalModel(b)
+	if err == nil {
+		err = checkWireTypes(m.ProtoReflect(), 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("parsing model: %w", err)
 	}
@@ -187,4 +190,47 @@ func (s *stripper) message(b []byte, md protoreflect.MessageDescriptor, depth in
 		return b, false, nil
 	}
 	return out, true, nil
+}
+
+// checkWireTypes refuses messages holding a known field with the wrong wire
+// type. Protobuf parsers keep such a field as an unknown field, so a model
+// whose graph was written as an integer parses as a model without a graph;
+// for a model file that is corruption, not an extension.
+func checkWireTypes(m protoreflect.Message, depth int) error {
+	if depth > maxNesting {
+		return errors.New("messages nested too deep")
+	}
+	md := m.Descriptor()
+	for unknown := m.GetUnknown(); len(unknown) > 0; {
+		num, typ, n := protowire.ConsumeTag(unknown)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		if fd := md.Fields().ByNumber(num); fd != nil {
+			return fmt.Errorf("%s field %d (%s) has wire type %d, which does not fit its type %v", md.Name(), num, fd.Name(), typ, fd.Kind())
+		}
+		vn := protowire.ConsumeFieldValue(num, typ, unknown[n:])
+		if vn < 0 {
+			return protowire.ParseError(vn)
+		}
+		unknown = unknown[n+vn:]
+	}
+	var err error
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind || fd.IsMap() {
+			return true
+		}
+		if fd.IsList() {
+			l := v.List()
+			for i := range l.Len() {
+				if err = checkWireTypes(l.Get(i).Message(), depth+1); err != nil {
+					return false
+				}
+			}
+			return true
+		}
+		err = checkWireTypes(v.Message(), depth+1)
+		return err == nil
+	})
+	return err
 }
