@@ -127,7 +127,7 @@ func RunCase(dir string) (res CaseResult) {
 		}
 		feeds := make(map[string]*Tensor, len(in))
 		for k, t := range in {
-			feeds[inputs[k].Name] = storedAs(t, inputs[k].ElemType())
+			feeds[inputs[k].Name] = declaredAs(t, inputs[k].ElemType())
 		}
 		got, err := plan.Run(feeds)
 		if err != nil {
@@ -139,7 +139,7 @@ func RunCase(dir string) (res CaseResult) {
 			return fail(StatusError, "%s: run: %v", filepath.Base(set), err)
 		}
 		for k, v := range g.Outputs {
-			maxAbs, maxRel, ok := Compare(got[v.Name], storedAs(want[k], v.ElemType()), ConformanceRTol, ConformanceATol)
+			maxAbs, maxRel, ok := Compare(got[v.Name], declaredAs(want[k], v.ElemType()), ConformanceRTol, ConformanceATol)
 			res.MaxAbsErr = math.Max(res.MaxAbsErr, maxAbs)
 			res.MaxRelErr = math.Max(res.MaxRelErr, maxRel)
 			if !ok && res.Status == "" {
@@ -299,10 +299,10 @@ func compareExact[T int64 | int32 | int16 | int8 | uint64 | uint32 | uint16 | ui
 	return maxAbs, maxRel, ok
 }
 
-// storedAs reads a test tensor as the type the graph declares for it. The
+// declaredAs reads a test tensor as the type the graph declares for it. The
 // suite's generator stores bfloat16 data, which numpy lacks, as uint16
 // tensors holding the bfloat16 bit patterns.
-func storedAs(t *Tensor, declared onnx.TensorProto_DataType) *Tensor {
+func declaredAs(t *Tensor, declared onnx.TensorProto_DataType) *Tensor {
 	bits, ok := t.Data.([]uint16)
 	if declared != onnx.TensorProto_BFLOAT16 || t.DType != onnx.TensorProto_UINT16 || !ok {
 		return t

@@ -17,7 +17,8 @@ import (
 // pytorch-converted, pytorch-operator and simple folders as a subtest
 // (TestConformance/node/test_add), comparing outputs with rtol 1e-3 and
 // atol 1e-7. A wrong output or an error fails; a case needing an op or a
-// value type the runtime lacks is skipped.
+// value type the runtime lacks is skipped, and the share of passing cases
+// per folder must reach conformanceTargets when the whole folder runs.
 func TestConformance(t *testing.T) {
 	suite.Dir(t)
 	var (
@@ -27,7 +28,14 @@ func TestConformance(t *testing.T) {
 	t.Cleanup(func() { logCoverage(t, results) })
 	for _, folder := range suite.Folders {
 		t.Run(folder, func(t *testing.T) {
-			for _, dir := range suite.Cases(t, folder) {
+			cases := suite.Cases(t, folder)
+			// Cleanup runs after the parallel subtests finish.
+			t.Cleanup(func() {
+				mu.Lock()
+				defer mu.Unlock()
+				checkTarget(t, folder, len(cases), results[folder])
+			})
+			for _, dir := range cases {
 				t.Run(filepath.Base(dir), func(t *testing.T) {
 					t.Parallel()
 					res := RunCase(dir)
@@ -44,6 +52,34 @@ func TestConformance(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// conformanceTargets is the share of each folder's cases that must pass.
+// The simple folder's sequence and string models are not yet covered.
+var conformanceTargets = map[string]float64{
+	"node":              0.70,
+	"pytorch-converted": 1,
+	"pytorch-operator":  1,
+}
+
+// checkTarget fails when a folder that ran in full passes fewer cases than
+// its target, listing the cases that did not pass.
+func checkTarget(t *testing.T, folder string, total int, results []CaseResult) {
+	target, ok := conformanceTargets[folder]
+	if !ok || len(results) != total {
+		return // no target, or a -run filter selected part of the folder
+	}
+	var missed []string
+	for _, r := range results {
+		if r.Status != StatusPass {
+			missed = append(missed, r.Name)
+		}
+	}
+	if pass := total - len(missed); float64(pass) < target*float64(total) {
+		sort.Strings(missed)
+		t.Errorf("%d of %d cases pass, the target is %.0f%%; not passing: %s",
+			pass, total, 100*target, strings.Join(missed, " "))
 	}
 }
 
