@@ -35,6 +35,10 @@ var opTables = [][]opDef{
 	rnnOps,         // ops_rnn.go
 	controlOps,     // ops_control.go
 	quantOps,       // ops_quant.go
+	sequenceOps,    // ops_sequence.go
+	lossOps,        // ops_loss.go
+	signalOps,      // ops_signal.go
+	visionOps,      // ops_vision.go
 }
 
 // lookupOp finds the definition for op in domain at the given opset: the
