@@ -206,18 +206,31 @@ func roundToBFloat16(x float64) float32 {
 	return float32(math.Float64frombits(b))
 }
 
-// narrow rounds data, computed in float32, to the float16 or bfloat16 type
-// dt that holds it; for other types it does nothing.
+// narrow rounds data, computed in float32, to the narrow float type dt
+// that holds it (float16, bfloat16, the float8 types); for other types it
+// does nothing. Float8 results beyond the type's range become infinity or
+// NaN, as Cast does without saturation.
 func narrow(dt onnx.TensorProto_DataType, data []float32) {
-	switch dt {
-	case onnx.TensorProto_FLOAT16:
+	switch {
+	case dt == onnx.TensorProto_FLOAT16:
 		for i, v := range data {
 			data[i] = roundToHalf(float64(v))
 		}
-	case onnx.TensorProto_BFLOAT16:
+	case dt == onnx.TensorProto_BFLOAT16:
 		for i, v := range data {
 			data[i] = roundToBFloat16(float64(v))
 		}
+	case dt.IsFloat8():
+		roundToFloat8(dt, data, data, false)
+	}
+}
+
+// roundToFloat8 rounds in to the float8 type dt into out; saturate is
+// Cast's attribute of that name.
+func roundToFloat8(dt onnx.TensorProto_DataType, out, in []float32, saturate bool) {
+	out = out[:len(in)]
+	for i, v := range in {
+		out[i] = onnx.Float8frombits(dt, onnx.Float8bits(dt, v, saturate))
 	}
 }
 
@@ -1018,8 +1031,20 @@ func reluRow[T number](o, x []T) {
 
 func sigmoidRow[T floating](o, x []T) {
 	o = o[:len(x)]
+	if xf, ok := any(x).([]float32); ok {
+		of := any(o).([]float32)
+		for i, v := range xf {
+			// exp of a non-positive argument never overflows.
+			if v >= 0 {
+				of[i] = 1 / (1 + expFloat32(-v))
+			} else {
+				z := expFloat32(v)
+				of[i] = z / (1 + z)
+			}
+		}
+		return
+	}
 	for i, v := range x {
-		// Written to never overflow: exp of a non-positive argument.
 		if v >= 0 {
 			o[i] = T(1 / (1 + math.Exp(-float64(v))))
 		} else {
@@ -1145,9 +1170,11 @@ func compileGelu(n *graph.Node) (kernel, error) {
 	}
 }
 
-// PRelu: slope broadcasts onto X (unidirectionally from opset 7; before,
-// it had X's shape or one element, which unidirectional also accepts).
+// PRelu: from opset 7 the slope broadcasts onto X unidirectionally.
+// Before, it had one element or X's channel count (dimension 1), as
+// Caffe2 took it and the PyTorch exports of that time give it.
 func compilePRelu(n *graph.Node) (kernel, error) {
+	perChannel := n.Opset() < 7
 	return func(e *env, in []*Tensor) ([]*Tensor, error) {
 		if err := inputs(in, 2); err != nil {
 			return nil, err
@@ -1155,6 +1182,12 @@ func compilePRelu(n *graph.Node) (kernel, error) {
 		x, slope := in[0], in[1]
 		if err := sameType(in[:2]); err != nil {
 			return nil, err
+		}
+		if perChannel && slope.Rank() == 1 && x.Rank() >= 2 && slope.Shape[0] == x.Shape[1] && slope.Shape[0] != 1 {
+			shape := make([]int, x.Rank()-1)
+			fill(shape, 1)
+			shape[0] = slope.Shape[0]
+			slope = &Tensor{DType: slope.DType, Shape: shape, Data: slope.Data}
 		}
 		if err := unidirectional(slope.Shape, x.Shape); err != nil {
 			return nil, fmt.Errorf("slope: %w", err)
@@ -1644,11 +1677,12 @@ func compileCast(n *graph.Node) (kernel, error) {
 	if _, err := makeSlice(to, 0); err != nil {
 		return nil, fmt.Errorf("to: %w", err)
 	}
+	saturate := n.AttrInt("saturate", 1) != 0
 	return func(e *env, in []*Tensor) ([]*Tensor, error) {
 		if err := inputs(in, 1); err != nil {
 			return nil, err
 		}
-		out, err := cast(e, in[0], to)
+		out, err := cast(e, in[0], to, saturate)
 		if err != nil {
 			return nil, err
 		}
@@ -1657,11 +1691,12 @@ func compileCast(n *graph.Node) (kernel, error) {
 }
 
 func compileCastLike(n *graph.Node) (kernel, error) {
+	saturate := n.AttrInt("saturate", 1) != 0
 	return func(e *env, in []*Tensor) ([]*Tensor, error) {
 		if err := inputs(in, 2); err != nil {
 			return nil, err
 		}
-		out, err := cast(e, in[0], in[1].DType)
+		out, err := cast(e, in[0], in[1].DType, saturate)
 		if err != nil {
 			return nil, err
 		}
@@ -1672,15 +1707,30 @@ func compileCastLike(n *graph.Node) (kernel, error) {
 // cast converts x to dtype to into output 0. Numbers convert with Go's
 // rules (floats truncate toward zero into integers; out-of-range values are
 // undefined in ONNX too); float16 and bfloat16 round to nearest even from
-// the source value; strings hold plain decimal numbers and "NaN", "INF",
+// the source value, the float8 types from its float32 rounding, saturating
+// as saturate says; strings hold plain decimal numbers and "NaN", "INF",
 // "+INF", "-INF" in any case.
-func cast(e *env, x *Tensor, to onnx.TensorProto_DataType) (*Tensor, error) {
+func cast(e *env, x *Tensor, to onnx.TensorProto_DataType, saturate bool) (*Tensor, error) {
 	if x.DType == to {
 		return x, nil
 	}
 	out, err := e.output(0, to, x.Shape...)
 	if err != nil {
 		return nil, err
+	}
+	if to.IsFloat8() {
+		// Through float32, which Float8bits takes: float32 holds every
+		// value of the narrower types, and double rounding from float64
+		// can only move ties of a 2- or 3-bit mantissa.
+		in, ok := x.Data.([]float32)
+		if !ok {
+			in = numbersAs[float32](x)
+		}
+		if in == nil {
+			return nil, fmt.Errorf("cannot cast %s to %s", dtypeName(x.DType), dtypeName(to))
+		}
+		roundToFloat8(to, out.Data.([]float32), in, saturate)
+		return out, nil
 	}
 	switch d := x.Data.(type) {
 	case []float32:
