@@ -17,7 +17,10 @@ import (
 // inference, and conversion back. None of it may panic. Seeded with the
 // digits models and a few suite models:
 //
-//	go test ./graph -run '^$' -fuzz FuzzLoad -fuzztime 10m
+//	go test ./graph -run '^$' -fuzz FuzzLoad -fuzztime 10m -fuzzminimizetime 2s
+//
+// Minimizing a new input as large as the digits models takes minutes at
+// the default -fuzzminimizetime, during which no new input runs.
 func FuzzLoad(f *testing.F) {
 	root := suite.RepoRoot()
 	seeds := []string{
