@@ -13,7 +13,7 @@ import (
 // raw_data, reading it from files under dir. Each file is mapped once.
 func loadExternalData(m *ModelProto, dir string) error {
 	files := map[string][]byte{}
-	return walkTensors(m, func(t *TensorProto, where string) error {
+	return walkTensors(m, func(t *TensorProto, where *site) error {
 		if t.GetDataLocation() != TensorProto_EXTERNAL {
 			return nil
 		}

@@ -30,7 +30,7 @@ func plainUnmarshal(t *testing.T, path string) *ModelProto {
 func rawForm(t *testing.T, m *ModelProto, threshold int64) *ModelProto {
 	t.Helper()
 	m = proto.Clone(m).(*ModelProto)
-	err := walkTensors(m, func(tp *TensorProto, where string) error {
+	err := walkTensors(m, func(tp *TensorProto, where *site) error {
 		dt := DataType(tp.GetDataType())
 		if dt == TensorProto_STRING {
 			return nil
@@ -74,13 +74,13 @@ func TestRoundTripModels(t *testing.T) {
 			t.Errorf("%s: ParseModel differs from proto.Unmarshal", path)
 			continue
 		}
-		walkTensors(want, func(tp *TensorProto, _ string) error {
+		walkTensors(want, func(tp *TensorProto, _ *site) error {
 			if len(tp.RawData) >= aliasThreshold {
 				eligible++
 			}
 			return nil
 		})
-		walkTensors(got, func(tp *TensorProto, _ string) error {
+		walkTensors(got, func(tp *TensorProto, _ *site) error {
 			if len(tp.RawData) >= aliasThreshold && sharesMemory(tp.RawData, b) {
 				aliased++
 			}

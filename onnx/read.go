@@ -49,7 +49,7 @@ func ParseModel(b []byte, dir string) (*ModelProto, error) {
 	if err := loadExternalData(m, dir); err != nil {
 		return nil, err
 	}
-	err = walkTensors(m, func(t *TensorProto, where string) error {
+	err = walkTensors(m, func(t *TensorProto, where *site) error {
 		if err := ValidateTensor(t); err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
@@ -96,7 +96,7 @@ func unmarshalModel(b []byte) (*ModelProto, error) {
 	if err := proto.Unmarshal(stripped, m); err != nil {
 		return nil, err
 	}
-	err = walkTensors(m, func(t *TensorProto, _ string) error {
+	err = walkTensors(m, func(t *TensorProto, _ *site) error {
 		if i, ok := s.cutIndex(t.RawData); ok {
 			t.RawData = s.cuts[i]
 		}

@@ -32,7 +32,7 @@ func ReadModelRefs(path string) (*ModelProto, []ExternalRef, error) {
 	dir := filepath.Dir(path)
 	sizes := map[string]int64{}
 	var refs []ExternalRef
-	err = walkTensors(m, func(t *TensorProto, where string) error {
+	err = walkTensors(m, func(t *TensorProto, where *site) error {
 		if t.GetDataLocation() != TensorProto_EXTERNAL {
 			if err := ValidateTensor(t); err != nil {
 				return fmt.Errorf("%s: %w", where, err)

@@ -63,7 +63,7 @@ func writeModel(path string, m *ModelProto, opt WriteOptions) error {
 	if m == nil {
 		return errors.New("nil model")
 	}
-	err := walkTensors(m, func(t *TensorProto, where string) error {
+	err := walkTensors(m, func(t *TensorProto, where *site) error {
 		if t.GetDataLocation() == TensorProto_EXTERNAL {
 			return fmt.Errorf("%s: tensor %q refers to external data that was not loaded", where, t.GetName())
 		}
@@ -177,7 +177,7 @@ type encoder struct {
 func (e *encoder) writeExternal(w *bufio.Writer, m *ModelProto, location string, threshold int64) error {
 	var offset int64
 	var zeros [externalAlign]byte
-	return walkTensors(m, func(t *TensorProto, where string) error {
+	return walkTensors(m, func(t *TensorProto, where *site) error {
 		dt := DataType(t.GetDataType())
 		if _, done := e.replace[t]; done || dt == TensorProto_STRING {
 			return nil
