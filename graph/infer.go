@@ -17,22 +17,37 @@ import (
 // earlier-inferred one, InferShapes returns an error naming the node.
 // Subgraphs are not entered.
 func (g *Graph) InferShapes() error {
-	order, err := g.topoOrder()
+	types, err := g.Infer()
 	if err != nil {
 		return err
 	}
-	in := &inferrer{consts: map[*Value][]int64{}}
-	for _, n := range order {
-		if err := in.node(n); err != nil {
-			return fmt.Errorf("node %s opset %d: %w", n, n.Opset(), err)
-		}
+	for v, t := range types {
+		v.Type = t
 	}
 	return nil
 }
 
-// An inferrer carries the constant integer values known so far.
+// Infer computes what InferShapes would set, without changing the graph:
+// the type it infers for each value whose type it can tell.
+func (g *Graph) Infer() (map[*Value]*onnx.TypeProto, error) {
+	order, err := g.topoOrder()
+	if err != nil {
+		return nil, err
+	}
+	in := &inferrer{consts: map[*Value][]int64{}, types: map[*Value]*onnx.TypeProto{}}
+	for _, n := range order {
+		if err := in.node(n); err != nil {
+			return nil, fmt.Errorf("node %s opset %d: %w", n, n.Opset(), err)
+		}
+	}
+	return in.types, nil
+}
+
+// An inferrer carries the types inferred and the constant integer values
+// known so far.
 type inferrer struct {
 	consts map[*Value][]int64
+	types  map[*Value]*onnx.TypeProto
 }
 
 // maxConstElems bounds the integer tensors propagated as constants.
@@ -53,6 +68,10 @@ type typeInfo struct {
 func (in *inferrer) info(v *Value) typeInfo {
 	if v == nil {
 		return typeInfo{}
+	}
+	if t, ok := in.types[v]; ok {
+		// A value read through its inferred type, without touching it.
+		v = &Value{Type: t}
 	}
 	s, ok := v.Shape()
 	return typeInfo{elem: v.ElemType(), shape: s, ok: ok}
@@ -113,9 +132,9 @@ func (in *inferrer) set(v *Value, elem onnx.TensorProto_DataType, shape Shape, r
 		return nil
 	}
 	if rankKnown {
-		v.Type = TensorType(elem, shape)
+		in.types[v] = TensorType(elem, shape)
 	} else {
-		v.Type = TensorType(elem, nil)
+		in.types[v] = TensorType(elem, nil)
 	}
 	return nil
 }
@@ -250,14 +269,14 @@ func (in *inferrer) node(n *Node) error {
 		x := in.info(n.Input(0))
 		elem := onnx.TensorProto_UINT8
 		if zp := n.Input(2); zp != nil {
-			elem = zp.ElemType()
+			elem = in.info(zp).elem
 		}
 		return in.set(out0(n), elem, x.shape, x.ok)
 	case "DequantizeLinear":
 		x := in.info(n.Input(0))
 		elem := onnx.TensorProto_FLOAT
-		if s := n.Input(1); s != nil && s.ElemType() != onnx.TensorProto_UNDEFINED {
-			elem = s.ElemType()
+		if s := in.info(n.Input(1)); s.elem != onnx.TensorProto_UNDEFINED {
+			elem = s.elem
 		}
 		return in.set(out0(n), elem, x.shape, x.ok)
 	case "Expand":
