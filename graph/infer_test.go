@@ -122,3 +122,26 @@ func TestInferShapesRealModels(t *testing.T) {
 		}
 	}
 }
+
+// TestFLOPs checks the estimate on the digits CNN against the count worked
+// out by hand from its layer shapes: Conv(1→16)·Relu at 8×8,
+// Conv(16→32)·Relu at 8×8, MaxPool 2×2 to 4×4, Conv(32→64)·Relu at 4×4,
+// GlobalAveragePool, Flatten, Gemm(64→10).
+func TestFLOPs(t *testing.T) {
+	m, err := graph.Load(filepath.Join(suite.RepoRoot(), "testdata/models/digits_cnn/model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := func(in, out, size int64) int64 {
+		outs := out * size * size
+		return 2*outs*in*9 + outs + outs // 3×3 MACs, bias, Relu
+	}
+	want := conv(1, 16, 8) + conv(16, 32, 8) +
+		32*4*4*4 + // MaxPool: 4 reads per output
+		conv(32, 64, 4) +
+		64*4*4 + // GlobalAveragePool
+		2*10*64 + 10 // Gemm with bias
+	if got := m.Graph.FLOPs(); got != want {
+		t.Errorf("FLOPs %d, want %d", got, want)
+	}
+}
