@@ -137,7 +137,7 @@ type quantGrain struct {
 // with block_size set the scale has x's shape but ceil(D/block_size)
 // along the axis.
 func resolveGrain(xshape []int, scale, zp *Tensor, axis, block int64, axisAllowed bool) (quantGrain, error) {
-	if zp != nil && !sameShape(zp.Shape, scale.Shape) {
+	if zp != nil && !sameShape(zp.Shape, scale.Shape) && (zp.Len() != 1 || scale.Len() != 1) {
 		return quantGrain{}, fmt.Errorf("zero point shape %v differs from scale shape %v", zp.Shape, scale.Shape)
 	}
 	n := mustElements(xshape)
@@ -894,7 +894,8 @@ func compileQLinearConv(n *graph.Node) (kernel, error) {
 				acc[i] += float64(bd[i/plane%s.outChannels])
 			}
 		}
-		wss := channelwise(ws.Shape, len(shape), s.outChannels)
+		// Y is [N, M, ...]: a per-channel scale aligns with its second axis.
+		wss := channelwise(ws.Shape, len(shape)-1, s.outChannels)
 		if err := unidirectional(wss, shape); err != nil {
 			return nil, fmt.Errorf("w_scale: %w", err)
 		}
