@@ -1230,15 +1230,16 @@ func preluRow[T number](o, x, s []T) {
 
 // --- Clip ---
 
-// compileClipAttrs is Clip before opset 11, with min and max attributes.
+// compileClipAttrs is Clip before opset 11, with float min and max
+// attributes whose defaults are float32's lowest and highest values.
 func compileClipAttrs(n *graph.Node) (kernel, error) {
-	lo := float64(n.AttrFloat("min", -math.MaxFloat32))
-	hi := float64(n.AttrFloat("max", math.MaxFloat32))
+	lo := &Tensor{DType: onnx.TensorProto_FLOAT, Data: []float32{n.AttrFloat("min", -math.MaxFloat32)}}
+	hi := &Tensor{DType: onnx.TensorProto_FLOAT, Data: []float32{n.AttrFloat("max", math.MaxFloat32)}}
 	return func(e *env, in []*Tensor) ([]*Tensor, error) {
 		if err := inputs(in, 1); err != nil {
 			return nil, err
 		}
-		out, err := clip(e, in[0], lo, hi, true, true)
+		out, err := clip(e, in[0], lo, hi)
 		if err != nil {
 			return nil, err
 		}
@@ -1253,9 +1254,8 @@ func compileClipInputs(n *graph.Node) (kernel, error) {
 		if err := inputs(in, 1); err != nil {
 			return nil, err
 		}
-		var bounds [2]float64
-		var has [2]bool
-		for k := 0; k < 2; k++ {
+		var bounds [2]*Tensor
+		for k := range bounds {
 			if len(in) <= k+1 || in[k+1] == nil {
 				continue
 			}
@@ -1266,13 +1266,9 @@ func compileClipInputs(n *graph.Node) (kernel, error) {
 			if b.Len() != 1 {
 				return nil, fmt.Errorf("input %d must be a scalar, has shape %v", k+1, b.Shape)
 			}
-			v := numbersAs[float64](b)
-			if v == nil {
-				return nil, unsupportedType(b.DType)
-			}
-			bounds[k], has[k] = v[0], true
+			bounds[k] = b
 		}
-		out, err := clip(e, in[0], bounds[0], bounds[1], has[0], has[1])
+		out, err := clip(e, in[0], bounds[0], bounds[1])
 		if err != nil {
 			return nil, err
 		}
@@ -1280,74 +1276,77 @@ func compileClipInputs(n *graph.Node) (kernel, error) {
 	}, nil
 }
 
-// clip limits x to [lo, hi] where each bound is given. When lo > hi every
-// element becomes hi, as Clip specifies. Bounds arrive as float64, exact
-// for every value of the input's type except 64-bit integers beyond 2^53,
-// which are converted back exactly from the tensor (see clipRow).
-func clip(e *env, x *Tensor, lo, hi float64, hasLo, hasHi bool) (*Tensor, error) {
+// clip limits x to [lo, hi], where each bound is a one-element tensor or
+// nil for none. When lo > hi every element becomes hi, as Clip specifies.
+func clip(e *env, x, lo, hi *Tensor) (*Tensor, error) {
 	out, err := e.output(0, x.DType, x.Shape...)
 	if err != nil {
 		return nil, err
 	}
-	switch d := x.Data.(type) {
+	switch x.Data.(type) {
 	case []float32:
-		l, h := float32(math.Inf(-1)), float32(math.Inf(1))
-		if hasLo {
-			l = float32(lo)
-		}
-		if hasHi {
-			h = float32(hi)
-		}
-		clipRow(out.Data.([]float32), d, l, h)
+		err = clipTyped(out, x, lo, hi, float32(math.Inf(-1)), float32(math.Inf(1)))
 	case []float64:
-		l, h := math.Inf(-1), math.Inf(1)
-		if hasLo {
-			l = lo
-		}
-		if hasHi {
-			h = hi
-		}
-		clipRow(out.Data.([]float64), d, l, h)
+		err = clipTyped(out, x, lo, hi, math.Inf(-1), math.Inf(1))
 	case []int64:
-		clipRow(out.Data.([]int64), d, intBound(lo, hasLo, int64(math.MinInt64)), intBound(hi, hasHi, int64(math.MaxInt64)))
+		err = clipTyped[int64](out, x, lo, hi, math.MinInt64, math.MaxInt64)
 	case []int32:
-		clipRow(out.Data.([]int32), d, intBound(lo, hasLo, int32(math.MinInt32)), intBound(hi, hasHi, int32(math.MaxInt32)))
+		err = clipTyped[int32](out, x, lo, hi, math.MinInt32, math.MaxInt32)
 	case []int16:
-		clipRow(out.Data.([]int16), d, intBound(lo, hasLo, int16(math.MinInt16)), intBound(hi, hasHi, int16(math.MaxInt16)))
+		err = clipTyped[int16](out, x, lo, hi, math.MinInt16, math.MaxInt16)
 	case []int8:
-		clipRow(out.Data.([]int8), d, intBound(lo, hasLo, int8(math.MinInt8)), intBound(hi, hasHi, int8(math.MaxInt8)))
+		err = clipTyped[int8](out, x, lo, hi, math.MinInt8, math.MaxInt8)
 	case []uint64:
-		clipRow(out.Data.([]uint64), d, intBound(lo, hasLo, uint64(0)), intBound(hi, hasHi, uint64(math.MaxUint64)))
+		err = clipTyped[uint64](out, x, lo, hi, 0, math.MaxUint64)
 	case []uint32:
-		clipRow(out.Data.([]uint32), d, intBound(lo, hasLo, uint32(0)), intBound(hi, hasHi, uint32(math.MaxUint32)))
+		err = clipTyped[uint32](out, x, lo, hi, 0, math.MaxUint32)
 	case []uint16:
-		clipRow(out.Data.([]uint16), d, intBound(lo, hasLo, uint16(0)), intBound(hi, hasHi, uint16(math.MaxUint16)))
+		err = clipTyped[uint16](out, x, lo, hi, 0, math.MaxUint16)
 	case []uint8:
-		clipRow(out.Data.([]uint8), d, intBound(lo, hasLo, uint8(0)), intBound(hi, hasHi, uint8(math.MaxUint8)))
+		err = clipTyped[uint8](out, x, lo, hi, 0, math.MaxUint8)
 	default:
-		return nil, unsupportedType(x.DType)
+		err = unsupportedType(x.DType)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func intBound[T integer](v float64, has bool, def T) T {
-	if !has {
-		return def
-	}
-	return T(v)
-}
-
-func clipRow[T number](o, x []T, lo, hi T) {
-	o = o[:len(x)]
-	for i, v := range x {
-		if v < lo {
-			v = lo
+func clipTyped[T number](out, x, lo, hi *Tensor, l, h T) error {
+	if lo != nil {
+		v := numbersAs[T](lo)
+		if len(v) != 1 {
+			return fmt.Errorf("min must be one number, got %s", lo)
 		}
-		if v > hi {
-			v = hi
+		l = v[0]
+	}
+	if hi != nil {
+		v := numbersAs[T](hi)
+		if len(v) != 1 {
+			return fmt.Errorf("max must be one number, got %s", hi)
+		}
+		h = v[0]
+	}
+	o, err := dataOf[T](out)
+	if err != nil {
+		return err
+	}
+	d, err := dataOf[T](x)
+	if err != nil {
+		return err
+	}
+	o = o[:len(d)]
+	for i, v := range d {
+		if v < l {
+			v = l
+		}
+		if v > h {
+			v = h
 		}
 		o[i] = v
 	}
+	return nil
 }
 
 // --- Comparisons and logic ---

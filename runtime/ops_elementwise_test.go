@@ -280,6 +280,8 @@ func TestClip(t *testing.T) {
 	wantData(t, "Clip-6 attributes", got[0], f32T, []int{4}, []float32{-1, 0, 5, nan32})
 	got = runOp(t, newOpCall("Clip", 13), mustTensor(t, []int8{-128, 0, 127}, 3), mustTensor(t, []int8{-5}))
 	wantData(t, "Clip int8", got[0], i8T, []int{3}, []int8{-5, 0, 127})
+	got = runOp(t, newOpCall("Clip", 13), mustTensor(t, []int64{1 << 60, 1<<53 + 2}, 2), mustTensor(t, []int64{1<<53 + 1}), mustTensor(t, []int64{1<<59 + 1}))
+	wantData(t, "Clip int64 beyond float64's integers", got[0], i64T, []int{2}, []int64{1<<59 + 1, 1<<53 + 2})
 	wantFail(t, newOpCall("Clip", 13), "scalar", x, mustTensor(t, []float32{1, 2}, 2))
 }
 
