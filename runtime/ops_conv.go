@@ -317,9 +317,11 @@ const maxIm2colElements = 1 << 22
 
 // convForward computes Conv: per group, W's rows times the im2col matrix
 // of X, the product landing in Y. A 1×1 kernel with unit strides and no
-// padding needs no im2col (X already is that matrix), and a kernel with one
-// input channel per group (depthwise) runs as direct loops, as a product
-// with one row would waste the BLAS.
+// padding needs no im2col (X already is that matrix). Groups of one input
+// and one output channel (depthwise) run as direct loops, as a product
+// with one row would waste the BLAS; with more output channels per group
+// the product wins (measured: 8x on the digits CNN's one-channel first
+// layer).
 func convForward[T blasFloat](s *convShape, x, w, bias, y []T, scratch *[]T) {
 	inChannelsG := s.inChannels / s.group
 	outChannelsG := s.outChannels / s.group
@@ -328,7 +330,7 @@ func convForward[T blasFloat](s *convShape, x, w, bias, y []T, scratch *[]T) {
 	if s.batch == 0 || outVol == 0 || s.outChannels == 0 {
 		return
 	}
-	if inChannelsG == 1 {
+	if inChannelsG == 1 && outChannelsG == 1 {
 		convDepthwise(s, x, w, bias, y)
 		return
 	}
@@ -427,47 +429,55 @@ func validRange(out, stride, offset, in int) (lo, hi int) {
 // and whose columns, starting at column off of ld, are output positions.
 // Positions in the padding read zero.
 func im2col[T any](g *geometry, channels int, x, col []T, ld, off int) {
-	var zeroT T
 	inD, inH, inW := g.in[0], g.in[1], g.in[2]
 	outD, outH, outW := g.out[0], g.out[1], g.out[2]
+	inVol, outPlane := inD*inH*inW, outH*outW
+	strideH, strideW := g.stride[1], g.stride[2]
 	row := 0
 	for c := range channels {
-		xc := x[c*inD*inH*inW:][:inD*inH*inW]
+		xc := x[c*inVol:][:inVol]
 		for kd := range g.kernel[0] {
 			offD := kd*g.dilation[0] - g.padBegin[0]
+			dLo, dHi := validRange(outD, g.stride[0], offD, inD)
 			for kh := range g.kernel[1] {
 				offH := kh*g.dilation[1] - g.padBegin[1]
+				hLo, hHi := validRange(outH, strideH, offH, inH)
 				for kw := range g.kernel[2] {
 					offW := kw*g.dilation[2] - g.padBegin[2]
-					lo, hi := validRange(outW, g.stride[2], offW, inW)
-					dst := col[row*ld+off:][:outD*outH*outW]
+					wLo, wHi := validRange(outW, strideW, offW, inW)
+					dst := col[row*ld+off:][:outD*outPlane]
 					row++
-					for od := range outD {
-						id := od*g.stride[0] + offD
-						for oh := range outH {
-							seg := dst[(od*outH+oh)*outW:][:outW]
-							ih := oh*g.stride[1] + offH
-							if id < 0 || id >= inD || ih < 0 || ih >= inH {
-								clear(seg)
+					// Output positions whose tap falls in the padding
+					// read zero: whole planes, whole rows, and the ends
+					// of rows.
+					clear(dst[:dLo*outPlane])
+					clear(dst[dHi*outPlane:])
+					for od := dLo; od < dHi; od++ {
+						plane := dst[od*outPlane:][:outPlane]
+						clear(plane[:hLo*outW])
+						clear(plane[hHi*outW:])
+						xd := xc[(od*g.stride[0]+offD)*inH*inW:][:inH*inW]
+						if strideH == 1 && strideW == 1 && offW == 0 && outW == inW && hLo < hHi {
+							// The taps of consecutive rows are consecutive
+							// in x.
+							copy(plane[hLo*outW:hHi*outW], xd[(hLo+offH)*inW:])
+							continue
+						}
+						for oh := hLo; oh < hHi; oh++ {
+							seg := plane[oh*outW:][:outW]
+							src := xd[(oh*strideH+offH)*inW:][:inW]
+							clear(seg[:wLo])
+							clear(seg[wHi:])
+							if strideW == 1 {
+								if wLo < wHi {
+									copy(seg[wLo:wHi], src[wLo+offW:])
+								}
 								continue
 							}
-							src := xc[(id*inH+ih)*inW:][:inW]
-							for j := range lo {
-								seg[j] = zeroT
-							}
-							if g.stride[2] == 1 {
-								if lo < hi {
-									copy(seg[lo:hi], src[lo+offW:])
-								}
-							} else {
-								iw := lo*g.stride[2] + offW
-								for j := lo; j < hi; j++ {
-									seg[j] = src[iw]
-									iw += g.stride[2]
-								}
-							}
-							for j := hi; j < outW; j++ {
-								seg[j] = zeroT
+							iw := wLo*strideW + offW
+							for j := wLo; j < wHi; j++ {
+								seg[j] = src[iw]
+								iw += strideW
 							}
 						}
 					}
@@ -479,6 +489,7 @@ func im2col[T any](g *geometry, channels int, x, col []T, ld, off int) {
 
 // convDepthwise computes a Conv whose groups each read one input channel,
 // with direct loops: output channel m reads input channel m / (M/C).
+// convForward calls it for one output channel per group only.
 func convDepthwise[T blasFloat](s *convShape, x, w, bias, y []T) {
 	g := &s.geometry
 	multiplier := s.outChannels / s.group
