@@ -238,3 +238,39 @@ func TestWriteModelRefusesUnloadedExternal(t *testing.T) {
 		t.Fatalf("error %v, want one about unloaded external data", err)
 	}
 }
+
+// TestWriteModelSizeLimit checks that a model over the protobuf limit is
+// written with external data whatever the options say, and that one still
+// over it without its large tensors is refused. The limit is lowered so
+// that small models reach it.
+func TestWriteModelSizeLimit(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := NewTensor("w", TensorProto_FLOAT, []int64{1000}, make([]float32, 1000))
+	b, _ := NewTensor("b", TensorProto_FLOAT, []int64{10}, make([]float32, 10))
+	m := &ModelProto{Graph: &GraphProto{Name: proto.String("g"), Initializer: []*TensorProto{w, b}}}
+	path := filepath.Join(dir, "m.onnx")
+	if err := writeModel(path, m, WriteOptions{}, 2000); err != nil {
+		t.Fatal(err)
+	}
+	written := plainUnmarshal(t, path)
+	if written.Graph.Initializer[0].GetDataLocation() != TensorProto_EXTERNAL || written.Graph.Initializer[1].GetDataLocation() == TensorProto_EXTERNAL {
+		t.Errorf("over the limit: want w external and b inline, got %v", written.Graph.Initializer)
+	}
+	back, err := ReadModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(back, m) {
+		t.Error("model read back differs")
+	}
+	os.Remove(path + ".data")
+
+	m.DocString = proto.String(strings.Repeat("x", 3000))
+	err = writeModel(path, m, WriteOptions{}, 2000)
+	if err == nil || !strings.Contains(err.Error(), "without its external data") {
+		t.Fatalf("error %v, want the model refused as too large", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("folder holds %d entries after a refused write, want the earlier model only", len(entries))
+	}
+}

@@ -53,13 +53,15 @@ const streamThreshold = 64 << 10
 // not modified. Tensors that still refer to external data (not loaded by
 // ReadModel) are refused.
 func WriteModel(path string, m *ModelProto, opt WriteOptions) error {
-	if err := writeModel(path, m, opt); err != nil {
+	if err := writeModel(path, m, opt, maxProtoSize); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }
 
-func writeModel(path string, m *ModelProto, opt WriteOptions) error {
+// writeModel is WriteModel with the protobuf size limit as a parameter, so
+// that tests can reach it with small models.
+func writeModel(path string, m *ModelProto, opt WriteOptions, limit int) error {
 	if m == nil {
 		return errors.New("nil model")
 	}
@@ -80,7 +82,7 @@ func writeModel(path string, m *ModelProto, opt WriteOptions) error {
 			os.Remove(dataTemp)
 		}
 	}()
-	if opt.ExternalData || proto.Size(m) > maxProtoSize {
+	if opt.ExternalData || proto.Size(m) > limit {
 		location := opt.Location
 		if location == "" {
 			location = base + ".data"
@@ -107,8 +109,8 @@ func writeModel(path string, m *ModelProto, opt WriteOptions) error {
 			dataTemp = ""
 		}
 	}
-	if size := e.size(m.ProtoReflect()); size > maxProtoSize {
-		return fmt.Errorf("the model is %d bytes without its external data, more than protobuf's limit of %d", size, maxProtoSize)
+	if size := e.size(m.ProtoReflect()); size > limit {
+		return fmt.Errorf("the model is %d bytes without its external data, more than protobuf's limit of %d", size, limit)
 	}
 	modelTemp, err := writeTemp(path, func(w *bufio.Writer) error {
 		return e.write(w, m.ProtoReflect())
