@@ -100,6 +100,10 @@ type GradResult struct {
 // initializer the loss depends on. It fails, naming the node and op, when
 // an operator on the way from the inputs to the loss has no gradient
 // here.
+//
+// The plan decodes the initializers once and reads the graph's nodes
+// again when it meets new input shapes, so g must not change while the
+// plan is in use; SetValue changes an initializer's value for the plan.
 func CompileGrad(g *graph.Graph, loss LossSpec, params []string) (*GradPlan, error) {
 	switch loss.Kind {
 	case LossSelfCrossEntropy, LossCrossEntropy, LossSumSquares:
