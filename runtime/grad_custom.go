@@ -92,61 +92,65 @@ func (p *gradPool) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (
 	return gorgonia.Nodes{dx}, nil
 }
 
-// window calls f for each position of the window of output (oh, ow) that
-// lies in the input, with its offset in an H×W plane, and returns how many
-// positions the average divides by.
-func (p *gradPool) window(oh, ow int, f func(i int)) int {
-	h, w := p.in[2], p.in[3]
-	valid, padded := 0, 0
-	for kh := range p.kernel[0] {
-		y := oh*p.strides[0] - p.pads[0] + kh*p.dilations[0]
-		if y < -p.pads[0] || y >= h+p.pads[2] {
-			continue
-		}
-		for kw := range p.kernel[1] {
-			x := ow*p.strides[1] - p.pads[1] + kw*p.dilations[1]
-			if x < -p.pads[1] || x >= w+p.pads[3] {
-				continue
-			}
-			padded++
-			if y < 0 || y >= h || x < 0 || x >= w {
-				continue
-			}
-			valid++
-			f(y*w + x)
-		}
+// span returns the kernel offsets [k0, k1) of output position o along
+// spatial axis a (0 for height, 1 for width) that fall inside the input,
+// and how many fall inside the padded input, which is what
+// count_include_pad divides by.
+func (p *gradPool) span(a, o int) (k0, k1, padded int) {
+	size, s, d, k := p.in[2+a], p.strides[a], p.dilations[a], p.kernel[a]
+	start := o*s - p.pads[a] // input index of kernel offset 0
+	k0 = max(0, gradCeilDiv(-start, d))
+	k1 = min(k, gradCeilDiv(size-start, d))
+	padded = min(k, gradCeilDiv(size+p.pads[2+a]-start, d))
+	return k0, max(k0, k1), padded
+}
+
+// gradCeilDiv is ⌈a/b⌉ for b > 0.
+func gradCeilDiv(a, b int) int {
+	if a <= 0 {
+		return -(-a / b)
 	}
+	return (a + b - 1) / b
+}
+
+// divisor returns what the average over a window divides by, from its
+// spans along the height and width.
+func (p *gradPool) divisor(h0, h1, hp, w0, w1, wp int) int {
 	if p.countIncludePad {
-		return padded
+		return hp * wp
 	}
-	return valid
+	return (h1 - h0) * (w1 - w0)
 }
 
 func gradPoolForward[T float32 | float64](p *gradPool, x, y []T) {
-	plane, oplane := p.in[2]*p.in[3], p.out[0]*p.out[1]
+	h, w := p.in[2], p.in[3]
+	plane, oplane := h*w, p.out[0]*p.out[1]
 	for nc := range p.in[0] * p.in[1] {
 		xs := x[nc*plane : (nc+1)*plane]
 		ys := y[nc*oplane : (nc+1)*oplane]
 		for oh := range p.out[0] {
+			h0, h1, hp := p.span(0, oh)
 			for ow := range p.out[1] {
+				w0, w1, wp := p.span(1, ow)
 				var acc T
-				found := false
-				if p.max {
-					acc = T(math.Inf(-1))
-				}
-				count := p.window(oh, ow, func(i int) {
-					found = true
-					if !p.max {
-						acc += xs[i]
-					} else if xs[i] > acc {
-						acc = xs[i]
+				if h0 < h1 && w0 < w1 {
+					if p.max {
+						acc = T(math.Inf(-1))
 					}
-				})
-				switch {
-				case !found:
-					acc = 0
-				case !p.max:
-					acc /= T(count)
+					for kh := h0; kh < h1; kh++ {
+						row := xs[(oh*p.strides[0]-p.pads[0]+kh*p.dilations[0])*w:]
+						for kw := w0; kw < w1; kw++ {
+							v := row[ow*p.strides[1]-p.pads[1]+kw*p.dilations[1]]
+							if !p.max {
+								acc += v
+							} else if v > acc {
+								acc = v
+							}
+						}
+					}
+					if !p.max {
+						acc /= T(p.divisor(h0, h1, hp, w0, w1, wp))
+					}
 				}
 				ys[oh*p.out[1]+ow] = acc
 			}
@@ -211,32 +215,43 @@ func (g gradPoolGrad) Hashcode() uint32      { return gradHash(g) }
 func (g gradPoolGrad) String() string        { return "Grad" + g.p.String() }
 
 func gradPoolBackward[T float32 | float64](p *gradPool, x, dy, dx []T) {
-	plane, oplane := p.in[2]*p.in[3], p.out[0]*p.out[1]
+	h, w := p.in[2], p.in[3]
+	plane, oplane := h*w, p.out[0]*p.out[1]
+	for i := range dx {
+		dx[i] = 0
+	}
 	for nc := range p.in[0] * p.in[1] {
 		xs := x[nc*plane : (nc+1)*plane]
 		dxs := dx[nc*plane : (nc+1)*plane]
 		dys := dy[nc*oplane : (nc+1)*oplane]
 		for oh := range p.out[0] {
+			h0, h1, hp := p.span(0, oh)
 			for ow := range p.out[1] {
+				w0, w1, wp := p.span(1, ow)
+				if h0 >= h1 || w0 >= w1 {
+					continue
+				}
 				d := dys[oh*p.out[1]+ow]
-				if p.max {
-					best, at := T(math.Inf(-1)), -1
-					p.window(oh, ow, func(i int) {
-						if at < 0 || xs[i] > best {
+				share := d
+				if !p.max {
+					share = d / T(p.divisor(h0, h1, hp, w0, w1, wp))
+				}
+				best, at := T(0), -1
+				for kh := h0; kh < h1; kh++ {
+					r := (oh*p.strides[0] - p.pads[0] + kh*p.dilations[0]) * w
+					for kw := w0; kw < w1; kw++ {
+						i := r + ow*p.strides[1] - p.pads[1] + kw*p.dilations[1]
+						switch {
+						case !p.max:
+							dxs[i] += share
+						case at < 0 || xs[i] > best:
 							best, at = xs[i], i
 						}
-					})
-					if at >= 0 {
-						dxs[at] += d
 					}
-					continue
 				}
-				count := p.window(oh, ow, func(int) {})
-				if count == 0 {
-					continue
+				if p.max {
+					dxs[at] += d
 				}
-				share := d / T(count)
-				p.window(oh, ow, func(i int) { dxs[i] += share })
 			}
 		}
 	}
