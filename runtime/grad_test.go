@@ -318,8 +318,6 @@ type gradCase struct {
 }
 
 func gradOpCases() []gradCase {
-	ints := func(v ...int64) []int64 { return v }
-	attrs := func(a ...*onnx.AttributeProto) []*onnx.AttributeProto { return a }
 	conv := func(w []int, bias bool, a ...*onnx.AttributeProto) func(n *gradNet, h *graph.Value) *graph.Value {
 		return func(n *gradNet, h *graph.Value) *graph.Value {
 			in := []*graph.Value{h, n.param("w", w...)}
@@ -364,7 +362,6 @@ func gradOpCases() []gradCase {
 				gradFloatAttr("epsilon", 1e-3))
 		}
 	}
-	_ = attrs
 	return []gradCase{
 		{"Gemm/transB", 13, []int{4, 3}, []int{4, 5}, gemm([]int{5, 3}, []int{5}, gradInt("transB", 1))},
 		{"Gemm/transA_alpha_beta", 13, []int{3, 4}, []int{4, 5}, gemm([]int{3, 5}, []int{4, 5}, gradInt("transA", 1), gradFloatAttr("alpha", 0.7), gradFloatAttr("beta", 1.3))},
@@ -425,7 +422,7 @@ func gradOpCases() []gradCase {
 			return n.op("Reshape", []*graph.Value{h, n.int64s("shape", 0, -1)})
 		}},
 		{"Reshape/constant_node", 13, []int{2, 3, 4}, []int{4, 6}, func(n *gradNet, h *graph.Value) *graph.Value {
-			tp, err := TensorToProto("", &Tensor{DType: onnx.TensorProto_INT64, Shape: []int{2}, Data: ints(4, 6)})
+			tp, err := TensorToProto("", &Tensor{DType: onnx.TensorProto_INT64, Shape: []int{2}, Data: []int64{4, 6}})
 			if err != nil {
 				n.t.Fatal(err)
 			}
