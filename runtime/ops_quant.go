@@ -15,9 +15,11 @@ import (
 // even and saturates to the output type's range; dequantization computes
 // (x - zero_point) * scale in float32.
 //
-// Integer matrix products and convolutions accumulate in float64: every
-// product of two 16-bit integers and every sum of up to 2^21 of them is
-// exact there, so gonum's Dgemm gives the integer result bit for bit.
+// Integer matrix products and convolutions run on the float kernels with
+// the zero points subtracted first: in float32 when no partial sum can
+// pass 2^24 (the largest magnitudes of the operands and the number of
+// terms bound them), else in float64, which holds every sum of up to 2^21
+// products of 16-bit integers. Either way the sums are the exact integers.
 var quantOps = []opDef{
 	{"", "QuantizeLinear", 10, compileQuantizeLinear(false)},
 	{"", "QuantizeLinear", 13, compileQuantizeLinear(true)},
@@ -511,28 +513,28 @@ func rowwise(shape []int, aRank, m int) []int {
 	return shape
 }
 
-func centerRows[T quantInt](out []float64, shape []int, x []T, zp []T, zshape []int) {
+func centerRows[T quantInt](out []float32, shape []int, x []T, zp []T, zshape []int) {
 	if zp == nil {
 		for i, v := range x {
-			out[i] = float64(v)
+			out[i] = float32(v)
 		}
 		return
 	}
-	broadcastBinary(out, shape, x, shape, zp, zshape, func(o []float64, a, z []T) {
+	broadcastBinary(out, shape, x, shape, zp, zshape, func(o []float32, a, z []T) {
 		if len(z) == 1 {
-			c := float64(z[0])
+			c := int32(z[0])
 			for i, v := range a[:len(o)] {
-				o[i] = float64(v) - c
+				o[i] = float32(int32(v) - c)
 			}
 			return
 		}
 		for i := range o {
-			o[i] = float64(a[i]) - float64(z[i])
+			o[i] = float32(int32(a[i]) - int32(z[i]))
 		}
 	})
 }
 
-func centerAs[T quantInt](out []float64, shape []int, x []T, zp *Tensor, zshape []int) error {
+func centerAs[T quantInt](out []float32, shape []int, x []T, zp *Tensor, zshape []int) error {
 	z, err := zeroPoints[T](zp)
 	if err != nil {
 		return err
@@ -541,9 +543,10 @@ func centerAs[T quantInt](out []float64, shape []int, x []T, zp *Tensor, zshape 
 	return nil
 }
 
-// centered writes t minus its zero point into out, as float64. zshape is
-// the zero point's shape as it broadcasts against shape.
-func centered(out []float64, t *Tensor, shape []int, zp *Tensor, zshape []int) error {
+// centered writes t minus its zero point into out, which holds the
+// difference of two 16-bit integers exactly. zshape is the zero point's
+// shape as it broadcasts against shape.
+func centered(out []float32, t *Tensor, shape []int, zp *Tensor, zshape []int) error {
 	if zp != nil {
 		if zp.DType != t.DType {
 			return fmt.Errorf("zero point type %s differs from input type %s", dtypeName(zp.DType), dtypeName(t.DType))
@@ -565,24 +568,95 @@ func centered(out []float64, t *Tensor, shape []int, zp *Tensor, zshape []int) e
 	return fmt.Errorf("input %s is not 8- or 16-bit integer", t)
 }
 
-// integerProduct computes (a - a_zero_point) × (b - b_zero_point) exactly,
-// in float64 scratch buffers 1 to 3 of e (past the node's outputs).
-func integerProduct(e *env, a, azp, b, bzp *Tensor) (matmulDims, []float64, error) {
+func maxMagnitude(v []float32) float64 {
+	var m float32
+	for _, x := range v {
+		m = max(m, x, -x)
+	}
+	return float64(m)
+}
+
+// An integerAcc holds integer sums computed in floating point: in f32 when
+// no sum can reach 2^24, where float32 stops holding every integer, else
+// in f64, which holds them up to 2^53.
+type integerAcc struct {
+	f32 []float32
+	f64 []float64
+}
+
+// exactIn32 reports whether every partial sum of terms products of values
+// of at most aMax and bMax in magnitude is an integer float32 holds.
+func exactIn32(aMax, bMax float64, terms int) bool {
+	return aMax*bMax*float64(terms) <= 1<<24
+}
+
+// widened copies v into the node's float64 buffer slot.
+func widened(e *env, slot int, v []float32, shape []int) ([]float64, error) {
+	t, err := e.output(slot, onnx.TensorProto_DOUBLE, shape...)
+	if err != nil {
+		return nil, err
+	}
+	d := t.Data.([]float64)
+	for i, x := range v {
+		d[i] = float64(x)
+	}
+	return d, nil
+}
+
+// integerOperands centers both operands of an integer product into the
+// node's float32 buffer slots 1 and 2 (past its outputs), and widens them
+// into float64 slots 4 and 5 when terms products could sum beyond float32's
+// integers. It returns float32 or float64 operands, the other pair nil.
+func integerOperands(e *env, a, azp *Tensor, ashape, azs []int, b, bzp *Tensor, bshape, bzs []int, terms int) (a32, b32 []float32, a64, b64 []float64, err error) {
+	at, err := e.output(1, onnx.TensorProto_FLOAT, ashape...)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	bt, err := e.output(2, onnx.TensorProto_FLOAT, bshape...)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	a32, b32 = at.Data.([]float32), bt.Data.([]float32)
+	if err := centered(a32, a, ashape, azp, azs); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if err := centered(b32, b, bshape, bzp, bzs); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if exactIn32(maxMagnitude(a32), maxMagnitude(b32), terms) {
+		return a32, b32, nil, nil, nil
+	}
+	if a64, err = widened(e, 4, a32, ashape); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if b64, err = widened(e, 5, b32, bshape); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return nil, nil, a64, b64, nil
+}
+
+// accumulator returns the node's buffer for an integerAcc of shape: slot 3
+// in float32 or slot 6 in float64.
+func accumulator(e *env, wide bool, shape []int) (integerAcc, error) {
+	if wide {
+		t, err := e.output(6, onnx.TensorProto_DOUBLE, shape...)
+		if err != nil {
+			return integerAcc{}, err
+		}
+		return integerAcc{f64: t.Data.([]float64)}, nil
+	}
+	t, err := e.output(3, onnx.TensorProto_FLOAT, shape...)
+	if err != nil {
+		return integerAcc{}, err
+	}
+	return integerAcc{f32: t.Data.([]float32)}, nil
+}
+
+// integerProduct computes (a - a_zero_point) × (b - b_zero_point) exactly.
+func integerProduct(e *env, a, azp, b, bzp *Tensor) (matmulDims, integerAcc, error) {
 	d, err := matmulShapes(a.Shape, b.Shape)
 	if err != nil {
-		return d, nil, err
-	}
-	af, err := e.output(1, onnx.TensorProto_DOUBLE, d.aShape...)
-	if err != nil {
-		return d, nil, err
-	}
-	bf, err := e.output(2, onnx.TensorProto_DOUBLE, d.bShape...)
-	if err != nil {
-		return d, nil, err
-	}
-	cf, err := e.output(3, onnx.TensorProto_DOUBLE, d.cShape...)
-	if err != nil {
-		return d, nil, err
+		return d, integerAcc{}, err
 	}
 	var azs, bzs []int
 	if azp != nil {
@@ -591,20 +665,42 @@ func integerProduct(e *env, a, azp, b, bzp *Tensor) (matmulDims, []float64, erro
 	if bzp != nil {
 		bzs = bzp.Shape
 	}
-	if err := centered(af.Data.([]float64), a, d.aShape, azp, azs); err != nil {
-		return d, nil, fmt.Errorf("A: %w", err)
+	a32, b32, a64, b64, err := integerOperands(e, a, azp, d.aShape, azs, b, bzp, d.bShape, bzs, d.k)
+	if err != nil {
+		return d, integerAcc{}, err
 	}
-	if err := centered(bf.Data.([]float64), b, d.bShape, bzp, bzs); err != nil {
-		return d, nil, fmt.Errorf("B: %w", err)
+	acc, err := accumulator(e, a64 != nil, d.cShape)
+	if err != nil {
+		return d, integerAcc{}, err
 	}
-	c := cf.Data.([]float64)
-	matmulBatches(d.matmulShape, af.Data.([]float64), bf.Data.([]float64), c, gemmInto[float64])
-	return d, c, nil
+	if acc.f64 != nil {
+		matmulBatches(d.matmulShape, a64, b64, acc.f64, gemmInto[float64])
+	} else {
+		matmulBatches(d.matmulShape, a32, b32, acc.f32, gemmInto[float32])
+	}
+	return d, acc, nil
+}
+
+// int32Of writes the integer sums into an int32 output. The spec lets
+// the accumulation wrap around in 32 bits.
+func int32Of(y []int32, acc integerAcc) {
+	if acc.f64 != nil {
+		for i, v := range acc.f64 {
+			y[i] = int32(int64(v))
+		}
+		return
+	}
+	for i, v := range acc.f32 {
+		y[i] = int32(v)
+	}
 }
 
 func compileMatMulInteger(n *graph.Node) (kernel, error) {
 	return func(e *env, in []*Tensor) ([]*Tensor, error) {
-		d, c, err := integerProduct(e, in[0], optionalInput(in, 2), optionalInput(in, 1), optionalInput(in, 3))
+		if len(in) < 2 || in[0] == nil || in[1] == nil {
+			return nil, errors.New("MatMulInteger needs inputs A and B")
+		}
+		d, acc, err := integerProduct(e, in[0], optionalInput(in, 2), in[1], optionalInput(in, 3))
 		if err != nil {
 			return nil, err
 		}
@@ -612,24 +708,29 @@ func compileMatMulInteger(n *graph.Node) (kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		for i, v := range c {
-			// The spec lets the accumulation wrap around in 32 bits.
-			y.Data.([]int32)[i] = int32(int64(v))
-		}
+		int32Of(y.Data.([]int32), acc)
 		return []*Tensor{y}, nil
 	}, nil
 }
 
 // requantize writes round(acc * a_scale * b_scale / y_scale) + y_zero_point,
 // saturated, into y, with a_scale and b_scale broadcast against acc's shape.
-// The multiplier is computed in float32, as the scales are.
-func requantize[Q quantInt](y []Q, acc []float64, shape []int, as []float32, ashape []int, bs []float32, bshape []int, ys float32, yzp []Q) {
+// The multiplier is computed in float32, as the scales are, and so is its
+// product with the sum.
+func requantize[Q quantInt, F blasFloat](y []Q, acc []F, shape []int, as []float32, ashape []int, bs []float32, bshape []int, ys float32, yzp []Q) {
 	lo, hi := integerRange[Q]()
 	z := 0.0
 	if yzp != nil {
 		z = float64(yzp[0])
 	}
-	broadcastTernary(y, shape, acc, shape, as, ashape, bs, bshape, func(o []Q, c []float64, sa, sb []float32) {
+	broadcastTernary(y, shape, acc, shape, as, ashape, bs, bshape, func(o []Q, c []F, sa, sb []float32) {
+		if len(sa) == 1 && len(sb) == 1 {
+			m := sa[0] * sb[0] / ys
+			for i := range o {
+				o[i] = Q(quantizeValue(float32(c[i])*m, z, lo, hi))
+			}
+			return
+		}
 		for i := range o {
 			a, b := sa[0], sb[0]
 			if len(sa) > 1 {
@@ -643,33 +744,31 @@ func requantize[Q quantInt](y []Q, acc []float64, shape []int, as []float32, ash
 	})
 }
 
-func requantizeTo(y *Tensor, acc []float64, shape []int, as []float32, ashape []int, bs []float32, bshape []int, ys float32, yzp *Tensor) error {
-	var err error
+func requantizeAcc[Q quantInt](y []Q, acc integerAcc, shape []int, as []float32, ashape []int, bs []float32, bshape []int, ys float32, yzp *Tensor) error {
+	z, err := zeroPoints[Q](yzp)
+	if err != nil {
+		return err
+	}
+	if acc.f64 != nil {
+		requantize(y, acc.f64, shape, as, ashape, bs, bshape, ys, z)
+	} else {
+		requantize(y, acc.f32, shape, as, ashape, bs, bshape, ys, z)
+	}
+	return nil
+}
+
+func requantizeTo(y *Tensor, acc integerAcc, shape []int, as []float32, ashape []int, bs []float32, bshape []int, ys float32, yzp *Tensor) error {
 	switch yd := y.Data.(type) {
 	case []int8:
-		var z []int8
-		if z, err = zeroPoints[int8](yzp); err == nil {
-			requantize(yd, acc, shape, as, ashape, bs, bshape, ys, z)
-		}
+		return requantizeAcc(yd, acc, shape, as, ashape, bs, bshape, ys, yzp)
 	case []uint8:
-		var z []uint8
-		if z, err = zeroPoints[uint8](yzp); err == nil {
-			requantize(yd, acc, shape, as, ashape, bs, bshape, ys, z)
-		}
+		return requantizeAcc(yd, acc, shape, as, ashape, bs, bshape, ys, yzp)
 	case []int16:
-		var z []int16
-		if z, err = zeroPoints[int16](yzp); err == nil {
-			requantize(yd, acc, shape, as, ashape, bs, bshape, ys, z)
-		}
+		return requantizeAcc(yd, acc, shape, as, ashape, bs, bshape, ys, yzp)
 	case []uint16:
-		var z []uint16
-		if z, err = zeroPoints[uint16](yzp); err == nil {
-			requantize(yd, acc, shape, as, ashape, bs, bshape, ys, z)
-		}
-	default:
-		err = fmt.Errorf("cannot quantize to %s", y)
+		return requantizeAcc(yd, acc, shape, as, ashape, bs, bshape, ys, yzp)
 	}
-	return err
+	return fmt.Errorf("cannot quantize to %s", y)
 }
 
 // outputQuantization checks y_scale and y_zero_point, which are per tensor,
@@ -706,8 +805,8 @@ func compileQLinearMatMul(n *graph.Node) (kernel, error) {
 			return nil, fmt.Errorf("QLinearMatMul takes 8 inputs, got %d", len(in))
 		}
 		a, as, azp, b, bs, bzp, ys, yzp := in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7]
-		if as == nil || bs == nil {
-			return nil, errors.New("a_scale and b_scale are required")
+		if a == nil || b == nil || as == nil || bs == nil {
+			return nil, errors.New("a, a_scale, b and b_scale are required")
 		}
 		asd, err := floatData("a_scale", as)
 		if err != nil {
@@ -717,18 +816,18 @@ func compileQLinearMatMul(n *graph.Node) (kernel, error) {
 		if err != nil {
 			return nil, err
 		}
+		if azp != nil && !sameShape(as.Shape, azp.Shape) || bzp != nil && !sameShape(bs.Shape, bzp.Shape) {
+			return nil, errors.New("each scale must have its zero point's shape")
+		}
 		ysd, yType, err := outputQuantization(ys, yzp)
 		if err != nil {
 			return nil, err
 		}
-		d, c, err := integerProduct(e, a, azp, b, bzp)
+		d, acc, err := integerProduct(e, a, azp, b, bzp)
 		if err != nil {
 			return nil, err
 		}
 		ashape := rowwise(as.Shape, len(a.Shape), d.m)
-		if azp != nil && !sameShape(as.Shape, azp.Shape) || bzp != nil && !sameShape(bs.Shape, bzp.Shape) {
-			return nil, errors.New("each scale must have its zero point's shape")
-		}
 		if err := unidirectional(ashape, d.cShape); err != nil {
 			return nil, fmt.Errorf("a_scale: %w", err)
 		}
@@ -739,7 +838,7 @@ func compileQLinearMatMul(n *graph.Node) (kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := requantizeTo(y, c, d.cShape, asd, ashape, bsd, bs.Shape, ysd, yzp); err != nil {
+		if err := requantizeTo(y, acc, d.cShape, asd, ashape, bsd, bs.Shape, ysd, yzp); err != nil {
 			return nil, err
 		}
 		return []*Tensor{y}, nil
@@ -747,65 +846,61 @@ func compileQLinearMatMul(n *graph.Node) (kernel, error) {
 }
 
 // integerConv computes conv(x - x_zero_point, w - w_zero_point) exactly,
-// in float64 scratch buffers 1 to 3 of e, through Conv's float64 kernel.
-// Padding adds zeros to the centered input, which is padding x with its
-// zero point. w_zero_point may be per output channel.
-func (c *convAttrs) integerConv(e *env, op string, x, xzp, w, wzp *Tensor, scratch *convScratch) (*convShape, []int, []float64, error) {
+// through Conv's float kernel. Padding adds zeros to the centered input,
+// which is padding x with its zero point. w_zero_point may be per output
+// channel.
+func (c *convAttrs) integerConv(e *env, op string, x, xzp, w, wzp *Tensor, scratch *convScratch) (*convShape, []int, integerAcc, error) {
+	var acc integerAcc
 	if x.Rank() < 3 || w.Rank() != x.Rank() {
-		return nil, nil, nil, fmt.Errorf("%s needs X of rank 3 or more and W of the same rank, got X %s, W %s", op, x, w)
+		return nil, nil, acc, fmt.Errorf("%s needs X of rank 3 or more and W of the same rank, got X %s, W %s", op, x, w)
 	}
 	s := &convShape{batch: x.Shape[0], inChannels: x.Shape[1], outChannels: w.Shape[0], group: c.group}
 	if s.inChannels != w.Shape[1]*c.group {
-		return nil, nil, nil, fmt.Errorf("X %s has %d channels, but W %s with group %d takes %d", x, s.inChannels, w, c.group, w.Shape[1]*c.group)
+		return nil, nil, acc, fmt.Errorf("X %s has %d channels, but W %s with group %d takes %d", x, s.inChannels, w, c.group, w.Shape[1]*c.group)
 	}
 	if s.outChannels%c.group != 0 {
-		return nil, nil, nil, fmt.Errorf("group %d does not divide W %s's %d output channels", c.group, w, s.outChannels)
+		return nil, nil, acc, fmt.Errorf("group %d does not divide W %s's %d output channels", c.group, w, s.outChannels)
 	}
 	if err := checkKernel(c.window.kernel, w.Shape[2:]); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, acc, err
 	}
 	var err error
 	if s.geometry, err = c.window.forward(x.Shape[2:], w.Shape[2:]); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, acc, err
 	}
 	outShape := append([]int{s.batch, s.outChannels}, s.out[maxSpatial-(x.Rank()-2):]...)
-	xf, err := e.output(1, onnx.TensorProto_DOUBLE, x.Shape...)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	wf, err := e.output(2, onnx.TensorProto_DOUBLE, w.Shape...)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	acc, err := e.output(3, onnx.TensorProto_DOUBLE, outShape...)
-	if err != nil {
-		return nil, nil, nil, err
-	}
 	var xzs, wzs []int
 	if xzp != nil {
 		if xzp.Len() != 1 {
-			return nil, nil, nil, fmt.Errorf("x_zero_point must be a scalar, got shape %v", xzp.Shape)
+			return nil, nil, acc, fmt.Errorf("x_zero_point must be a scalar, got shape %v", xzp.Shape)
 		}
 		xzs = xzp.Shape
 	}
 	if wzp != nil {
 		wzs = channelwise(wzp.Shape, w.Rank(), s.outChannels)
 	}
-	if err := centered(xf.Data.([]float64), x, x.Shape, xzp, xzs); err != nil {
-		return nil, nil, nil, fmt.Errorf("x: %w", err)
+	// Each output sums a product per input channel of its group and
+	// kernel tap.
+	terms := w.Shape[1] * s.kernelVolume()
+	x32, w32, x64, w64, err := integerOperands(e, x, xzp, x.Shape, xzs, w, wzp, w.Shape, wzs, terms)
+	if err != nil {
+		return nil, nil, acc, err
 	}
-	if err := centered(wf.Data.([]float64), w, w.Shape, wzp, wzs); err != nil {
-		return nil, nil, nil, fmt.Errorf("w: %w", err)
+	if acc, err = accumulator(e, x64 != nil, outShape); err != nil {
+		return nil, nil, acc, err
 	}
-	ad := acc.Data.([]float64)
-	convForward(s, xf.Data.([]float64), wf.Data.([]float64), nil, ad, &scratch.f64)
-	return s, outShape, ad, nil
+	if acc.f64 != nil {
+		convForward(s, x64, w64, nil, acc.f64, &scratch.f64)
+	} else {
+		convForward(s, x32, w32, nil, acc.f32, &scratch.f32)
+	}
+	return s, outShape, acc, nil
 }
 
 // channelwise gives a per-output-channel parameter (a 1-D tensor of M
 // elements) the shape [M, 1, ...] of the given rank, so that it broadcasts
-// along W's or Y's channel dimension; other shapes are returned as they
-// are.
+// along the channel dimension of a tensor whose first axis has M; other
+// shapes are returned as they are.
 func channelwise(shape []int, rank, m int) []int {
 	if len(shape) == 1 && shape[0] == m && m != 1 {
 		s := make([]int, rank)
@@ -836,13 +931,25 @@ func compileConvInteger(n *graph.Node) (kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		yd := y.Data.([]int32)
-		for i, v := range acc {
-			// The spec lets the accumulation wrap around in 32 bits.
-			yd[i] = int32(int64(v))
-		}
+		int32Of(y.Data.([]int32), acc)
 		return []*Tensor{y}, nil
 	}, nil
+}
+
+// addBias adds an int32 bias per output channel to the sums of a
+// convolution's [N, M, plane] output. In float32 a sum past 2^24 rounds,
+// but requantize rounds it to float32 anyway: float32(exact sum) either
+// way.
+func addBias(acc integerAcc, bias []int32, channels, plane int) {
+	if acc.f64 != nil {
+		for i := range acc.f64 {
+			acc.f64[i] += float64(bias[i/plane%channels])
+		}
+		return
+	}
+	for i := range acc.f32 {
+		acc.f32[i] += float32(bias[i/plane%channels])
+	}
 }
 
 // compileQLinearConv compiles QLinearConv: x and y per tensor, w per tensor
@@ -889,10 +996,7 @@ func compileQLinearConv(n *graph.Node) (kernel, error) {
 			if !ok || b.Rank() != 1 || b.Shape[0] != s.outChannels {
 				return nil, fmt.Errorf("B %s must be int32 of shape [%d]", b, s.outChannels)
 			}
-			plane := s.outVolume()
-			for i := range acc {
-				acc[i] += float64(bd[i/plane%s.outChannels])
-			}
+			addBias(acc, bd, s.outChannels, s.outVolume())
 		}
 		// Y is [N, M, ...]: a per-channel scale aligns with its second axis.
 		wss := channelwise(ws.Shape, len(shape)-1, s.outChannels)

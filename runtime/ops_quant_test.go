@@ -536,3 +536,86 @@ func widenInts[T int8 | uint8 | int16 | uint16 | int32](d []T) []int64 {
 	}
 	return out
 }
+
+// benchmarkOp runs a one-node plan on inputs, b.N times.
+func benchmarkOp(b *testing.B, call *opCall, inputs ...*Tensor) {
+	present := make([]bool, len(inputs))
+	for i, t := range inputs {
+		present[i] = t != nil
+	}
+	p, inNames, _, err := call.compile(present)
+	if err != nil {
+		b.Fatal(err)
+	}
+	feeds := map[string]*Tensor{}
+	k := 0
+	for _, t := range inputs {
+		if t != nil {
+			feeds[inNames[k]] = t
+			k++
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := p.Run(feeds); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// A ResNet-18 activation of the first stage: 1×64×56×56.
+func BenchmarkQuantizeLinear64x56x56(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	x := randomTensor(rng, onnx.TensorProto_FLOAT, 1, 64, 56, 56)
+	benchmarkOp(b, newOpCall("QuantizeLinear", 13), x, &Tensor{DType: onnx.TensorProto_FLOAT, Shape: []int{}, Data: []float32{0.01}},
+		&Tensor{DType: onnx.TensorProto_UINT8, Shape: []int{}, Data: []uint8{128}})
+}
+
+func BenchmarkDequantizeLinear64x56x56(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := randomInts(rng, onnx.TensorProto_UINT8, 1, 64, 56, 56)
+	benchmarkOp(b, newOpCall("DequantizeLinear", 13), x, &Tensor{DType: onnx.TensorProto_FLOAT, Shape: []int{}, Data: []float32{0.01}},
+		&Tensor{DType: onnx.TensorProto_UINT8, Shape: []int{}, Data: []uint8{128}})
+}
+
+// A 3×3 convolution of ResNet-18's first stage, weights per channel.
+func BenchmarkQLinearConv64x56x56(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 3))
+	x := randomInts(rng, onnx.TensorProto_UINT8, 1, 64, 56, 56)
+	w := randomInts(rng, onnx.TensorProto_INT8, 64, 64, 3, 3)
+	ws := &Tensor{DType: onnx.TensorProto_FLOAT, Shape: []int{64}, Data: randomScales(rng, 64)}
+	wzp := &Tensor{DType: onnx.TensorProto_INT8, Shape: []int{64}, Data: make([]int8, 64)}
+	one := func(v float32) *Tensor {
+		return &Tensor{DType: onnx.TensorProto_FLOAT, Shape: []int{}, Data: []float32{v}}
+	}
+	benchmarkOp(b, newOpCall("QLinearConv", 10).ints("pads", 1, 1, 1, 1), x, one(0.02),
+		&Tensor{DType: onnx.TensorProto_UINT8, Shape: []int{}, Data: []uint8{128}}, w, ws, wzp, one(0.05),
+		&Tensor{DType: onnx.TensorProto_UINT8, Shape: []int{}, Data: []uint8{128}})
+}
+
+// Sums that float32 cannot hold (odd and beyond 2^24) must still be exact:
+// 1024 products of 255 and -128 or -127.
+func TestMatMulIntegerBeyondFloat32(t *testing.T) {
+	const k = 1024
+	a := make([]uint8, 2*k)
+	for i := range a {
+		a[i] = 255
+	}
+	a[k] = 254 // row 1 differs by one term
+	b := make([]int8, k*2)
+	for i := range b {
+		b[i] = -128
+	}
+	b[1] = -127 // column 1, first row
+	got, err := newOpCall("MatMulInteger", 10).run(mustTensor(t, a, 2, k), mustTensor(t, b, k, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{
+		255 * -128 * k, 255*-128*(k-1) + 255*-127,
+		254*-128 + 255*-128*(k-1), 254*-127 + 255*-128*(k-1),
+	}
+	if g := ints64(got[0]); !slices.Equal(g, want) {
+		t.Fatalf("got %v, want %v", g, want)
+	}
+}

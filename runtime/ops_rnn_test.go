@@ -445,3 +445,16 @@ func TestRecurrentErrors(t *testing.T) {
 		})
 	}
 }
+
+// An LSTM of a small sequence model: 32 steps, batch 8, 64 inputs, 128
+// hidden units.
+func BenchmarkLSTM32x8x64x128(b *testing.B) {
+	rng := rand.New(rand.NewPCG(2, 1))
+	x := randomTensor(rng, onnx.TensorProto_FLOAT, 32, 8, 64)
+	w := randomTensor(rng, onnx.TensorProto_FLOAT, 1, 4*128, 64)
+	r := randomTensor(rng, onnx.TensorProto_FLOAT, 1, 4*128, 128)
+	bias := randomTensor(rng, onnx.TensorProto_FLOAT, 1, 8*128)
+	call := newOpCall("LSTM", 14).int("hidden_size", 128)
+	call.outputs = 3
+	benchmarkOp(b, call, x, w, r, bias)
+}
