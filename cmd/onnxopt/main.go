@@ -32,6 +32,8 @@ type command struct {
 var commands = []command{
 	{name: "inspect", summary: "print a model's structure, operators and parameters", usage: "inspect MODEL [--json]", run: runInspect},
 	{name: "convert", summary: "re-serialize a model through the IR, optionally with external data", usage: "convert MODEL -o OUT [--external-data] [--external-data-threshold BYTES]", run: runConvert},
+	{name: "optimize", summary: "run cleanup passes (or those named) and write the result", usage: "optimize MODEL -o OUT [--passes a,b,...] [--verify] [--json]", run: runOptimize},
+	{name: "passes", summary: "list every pass with its doc line and options", usage: "passes", run: runPasses},
 	{name: "run", summary: "run a model in onnxopt's runtime on inputs from files", usage: "run MODEL --input NAME=FILE ... [--output-dir DIR] [--npy] [--json]", run: runRun},
 	{name: "conformance", summary: "run ONNX conformance cases (model.onnx + test_data_set_N) and report coverage", usage: "conformance DIR... [--json] [-v]", run: runConformance},
 }
