@@ -431,22 +431,29 @@ func validRange(out, stride, offset, in int) (lo, hi int) {
 func im2col[T any](g *geometry, channels int, x, col []T, ld, off int) {
 	inD, inH, inW := g.in[0], g.in[1], g.in[2]
 	outD, outH, outW := g.out[0], g.out[1], g.out[2]
+	kD, kH, kW := g.kernel[0], g.kernel[1], g.kernel[2]
 	inVol, outPlane := inD*inH*inW, outH*outW
 	strideH, strideW := g.stride[1], g.stride[2]
-	row := 0
-	for c := range channels {
-		xc := x[c*inVol:][:inVol]
-		for kd := range g.kernel[0] {
-			offD := kd*g.dilation[0] - g.padBegin[0]
-			dLo, dHi := validRange(outD, g.stride[0], offD, inD)
-			for kh := range g.kernel[1] {
-				offH := kh*g.dilation[1] - g.padBegin[1]
-				hLo, hHi := validRange(outH, strideH, offH, inH)
-				for kw := range g.kernel[2] {
-					offW := kw*g.dilation[2] - g.padBegin[2]
-					wLo, wHi := validRange(outW, strideW, offW, inW)
+	// The kernel position decides which output positions read the
+	// padding; the channel loop is innermost so that those ranges, whose
+	// divisions would otherwise dominate small images, are computed once.
+	for kd := range kD {
+		offD := kd*g.dilation[0] - g.padBegin[0]
+		dLo, dHi := validRange(outD, g.stride[0], offD, inD)
+		for kh := range kH {
+			offH := kh*g.dilation[1] - g.padBegin[1]
+			hLo, hHi := validRange(outH, strideH, offH, inH)
+			for kw := range kW {
+				offW := kw*g.dilation[2] - g.padBegin[2]
+				wLo, wHi := validRange(outW, strideW, offW, inW)
+				// With unit strides and rows as wide as the input's, the
+				// taps of consecutive rows are consecutive in x but for the
+				// ends of rows in the padding.
+				wholeRows := strideH == 1 && strideW == 1 && outW == inW && hLo < hHi
+				for c := range channels {
+					xc := x[c*inVol:][:inVol]
+					row := ((c*kD+kd)*kH+kh)*kW + kw
 					dst := col[row*ld+off:][:outD*outPlane]
-					row++
 					// Output positions whose tap falls in the padding
 					// read zero: whole planes, whole rows, and the ends
 					// of rows.
@@ -457,10 +464,8 @@ func im2col[T any](g *geometry, channels int, x, col []T, ld, off int) {
 						clear(plane[:hLo*outW])
 						clear(plane[hHi*outW:])
 						xd := xc[(od*g.stride[0]+offD)*inH*inW:][:inH*inW]
-						if strideH == 1 && strideW == 1 && offW == 0 && outW == inW && hLo < hHi {
-							// The taps of consecutive rows are consecutive
-							// in x.
-							copy(plane[hLo*outW:hHi*outW], xd[(hLo+offH)*inW:])
+						if wholeRows {
+							copyRows(plane[hLo*outW:hHi*outW], xd, (hLo+offH)*inW+offW, outW, wLo, wHi)
 							continue
 						}
 						for oh := hLo; oh < hHi; oh++ {
@@ -483,6 +488,31 @@ func im2col[T any](g *geometry, channels int, x, col []T, ld, off int) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// copyRows fills dst, rows of width w, with x from index from on (which
+// may lie before x's start or run past its end), and zeros the positions
+// before lo and from hi on in each row, which read the padding.
+func copyRows[T any](dst, x []T, from, w, lo, hi int) {
+	var zeroT T
+	start, end := 0, len(dst)
+	if from < 0 {
+		// These positions are in the first row's leading padding.
+		start, from = -from, 0
+	}
+	end = min(end, start+len(x)-from)
+	if start < end {
+		copy(dst[start:end], x[from:])
+	}
+	for r := 0; r < len(dst); r += w {
+		row := dst[r:][:w]
+		for j := range lo {
+			row[j] = zeroT
+		}
+		for j := hi; j < w; j++ {
+			row[j] = zeroT
 		}
 	}
 }
