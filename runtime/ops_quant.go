@@ -44,7 +44,14 @@ func quantizeValue(q float32, zp, lo, hi float64) float64 {
 	if r != r {
 		r = 0
 	}
-	return min(max(r+zp, lo), hi)
+	r += zp
+	if r < lo {
+		return lo
+	}
+	if r > hi {
+		return hi
+	}
+	return r
 }
 
 // errNarrowType explains the quantized types the runtime cannot hold.
@@ -201,11 +208,23 @@ func (g quantGrain) rows(f func(lo, hi, base, step int)) {
 func quantizeRows[X float32 | int32, Q quantInt](y []Q, x []X, scale []float32, zp []Q, g quantGrain, narrow func(float32) float32) {
 	lo, hi := integerRange[Q]()
 	g.rows(func(a, b, base, step int) {
-		for i := a; i < b; i++ {
-			k := base + (i-a)*step
-			// float64 division rounded once to float32 is the float32
-			// quotient, correctly rounded.
-			q := float32(float64(x[i]) / float64(scale[k]))
+		out, in := y[a:b], x[a:b]
+		if step == 0 && narrow == nil {
+			// One scale and zero point for the run: the common case.
+			s, z := float64(scale[base]), 0.0
+			if zp != nil {
+				z = float64(zp[base])
+			}
+			for i, v := range in {
+				// float64 division rounded once to float32 is the
+				// float32 quotient, correctly rounded.
+				out[i] = Q(quantizeValue(float32(float64(v)/s), z, lo, hi))
+			}
+			return
+		}
+		for i, v := range in {
+			k := base + i*step
+			q := float32(float64(v) / float64(scale[k]))
 			if narrow != nil {
 				q = narrow(q)
 			}
@@ -213,7 +232,7 @@ func quantizeRows[X float32 | int32, Q quantInt](y []Q, x []X, scale []float32, 
 			if zp != nil {
 				z = float64(zp[k])
 			}
-			y[i] = Q(quantizeValue(q, z, lo, hi))
+			out[i] = Q(quantizeValue(q, z, lo, hi))
 		}
 	})
 }
@@ -319,29 +338,38 @@ func compileQuantizeLinear(axisAllowed bool) func(n *graph.Node) (kernel, error)
 	}
 }
 
-func dequantizeRows[Q quantInt](y []float32, x []Q, scale []float32, zp []Q, g quantGrain, narrow func(float32) float32) {
+// dequantizeRows computes y = (x - zp) * scale in float32; the caller
+// rounds y to a narrower output type.
+func dequantizeRows[Q quantInt](y []float32, x []Q, scale []float32, zp []Q, g quantGrain) {
 	g.rows(func(a, b, base, step int) {
-		for i := a; i < b; i++ {
-			k := base + (i-a)*step
-			d := int64(x[i])
+		out, in := y[a:b], x[a:b]
+		if step == 0 {
+			s, z := scale[base], int64(0)
+			if zp != nil {
+				z = int64(zp[base])
+			}
+			for i, v := range in {
+				out[i] = float32(int64(v)-z) * s
+			}
+			return
+		}
+		for i, v := range in {
+			k := base + i*step
+			d := int64(v)
 			if zp != nil {
 				d -= int64(zp[k])
 			}
-			v := float32(d) * scale[k]
-			if narrow != nil {
-				v = narrow(v)
-			}
-			y[i] = v
+			out[i] = float32(d) * scale[k]
 		}
 	})
 }
 
-func dequantizeFrom[Q quantInt](y []float32, x []Q, scale []float32, zp *Tensor, g quantGrain, narrow func(float32) float32) error {
+func dequantizeFrom[Q quantInt](y []float32, x []Q, scale []float32, zp *Tensor, g quantGrain) error {
 	z, err := zeroPoints[Q](zp)
 	if err != nil {
 		return err
 	}
-	dequantizeRows(y, x, scale, z, g, narrow)
+	dequantizeRows(y, x, scale, z, g)
 	return nil
 }
 
@@ -385,18 +413,17 @@ func compileDequantizeLinear(axisAllowed bool) func(n *graph.Node) (kernel, erro
 				return nil, err
 			}
 			yd := y.Data.([]float32)
-			narrow := roundTo(yType)
 			switch xd := x.Data.(type) {
 			case []int8:
-				err = dequantizeFrom(yd, xd, sc, zp, g, narrow)
+				err = dequantizeFrom(yd, xd, sc, zp, g)
 			case []uint8:
-				err = dequantizeFrom(yd, xd, sc, zp, g, narrow)
+				err = dequantizeFrom(yd, xd, sc, zp, g)
 			case []int16:
-				err = dequantizeFrom(yd, xd, sc, zp, g, narrow)
+				err = dequantizeFrom(yd, xd, sc, zp, g)
 			case []uint16:
-				err = dequantizeFrom(yd, xd, sc, zp, g, narrow)
+				err = dequantizeFrom(yd, xd, sc, zp, g)
 			case []int32:
-				err = dequantizeFrom(yd, xd, sc, zp, g, narrow)
+				err = dequantizeFrom(yd, xd, sc, zp, g)
 			default:
 				if x.DType.IsFloat8() || x.DType.IsPacked() {
 					err = fmt.Errorf("cannot dequantize %s: %w", x, errNarrowType)
@@ -407,6 +434,7 @@ func compileDequantizeLinear(axisAllowed bool) func(n *graph.Node) (kernel, erro
 			if err != nil {
 				return nil, err
 			}
+			narrowFloat32s(yType, yd)
 			return []*Tensor{y}, nil
 		}, nil
 	}
