@@ -21,8 +21,8 @@
 // the data goes.
 //
 // Large raw_data fields of a loaded model share memory with the file it was
-// read from (the model file's buffer, or a read-only-shared, copy-on-write
-// memory map of an external data file), and Float32s may return a slice
+// read from (the model file's buffer, or a private, copy-on-write memory
+// map of an external data file), and Float32s may return a slice
 // that shares memory with raw_data. Treat such slices as read-only; replace
 // tensor data with Encode or SetFloat32s instead of writing into it.
 package onnx

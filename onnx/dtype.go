@@ -12,8 +12,8 @@ type DataType = TensorProto_DataType
 // keeps a forged shape from asking for an absurd allocation.
 const MaxTensorBytes = 16 << 30
 
-// maxElements bounds the element count of a tensor; with at most 128 bits an
-// element, the byte size of any tensor that passes it fits in an int64.
+// maxElements is the most elements a tensor within MaxTensorBytes can have,
+// at 2 bits an element. Counts up to it times 128 bits fit in an int64.
 const maxElements = MaxTensorBytes * 8 / 2
 
 // Valid reports whether d is a data type of the ONNX IR other than
