@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -9,7 +8,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"onnxopt/graph"
-	"onnxopt/internal/suite"
 	"onnxopt/onnx"
 )
 
@@ -25,17 +23,6 @@ func TestControlSuiteCases(t *testing.T) {
 		{path: "node/test_scan9_sum"},
 		{path: "node/test_scan_sum"},
 	})
-}
-
-// The sequence cases fail where the runtime meets their first sequence
-// operator, as unsupported.
-func TestControlSequencesUnsupported(t *testing.T) {
-	root := suite.Dir(t)
-	for _, name := range []string{"test_if_opt", "test_if_seq", "test_loop13_seq", "test_loop16_seq_none"} {
-		if res := RunCase(filepath.Join(root, "node", name)); res.Status != StatusUnsupported {
-			t.Errorf("%s: status %s (%s), want unsupported", name, res.Status, res.Err)
-		}
-	}
 }
 
 func valueInfo(name string, dt onnx.TensorProto_DataType, dims ...int64) *onnx.ValueInfoProto {
