@@ -175,11 +175,11 @@ func compileRecurrent(cell cellKind) func(n *graph.Node) (kernel, error) {
 
 func readRNNAttrs(n *graph.Node, cell cellKind) (*rnnAttrs, error) {
 	a := &rnnAttrs{cell: cell, dirs: 1}
-	if h := n.AttrInt("hidden_size", 0); h < 0 || h > maxElements {
+	h := n.AttrInt("hidden_size", 0)
+	if h < 0 || h > maxElements {
 		return nil, fmt.Errorf("hidden_size %d is out of range", h)
-	} else {
-		a.hidden = int(h)
 	}
+	a.hidden = int(h)
 	switch d := n.AttrString("direction", "forward"); d {
 	case "forward":
 	case "reverse":
