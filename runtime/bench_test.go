@@ -15,9 +15,12 @@ import (
 // The model benchmarks compare with ONNX Runtime 1.30 on one thread on
 // this project's machine: 3.6 ms for the digits CNN at batch 397 and
 // 24.8 ms for ResNet-18 at 1×3×224×224. gonum's Gemm runs blocks on
-// goroutines, so run them with -cpu 1,2:
+// goroutines when there is more than one P, so measure with one and two.
+// Set GOMAXPROCS in the environment: with go1.26 the -cpu flag left
+// GOMAXPROCS at 2 for -cpu 1 (measured).
 //
-//	go test ./runtime -run '^$' -bench 'DigitsCNN|ResNet18|Gemm' -cpu 1,2
+//	GOMAXPROCS=1 go test ./runtime -run '^$' -bench '^Benchmark(DigitsCNN|ResNet18|Gemm)$'
+//	GOMAXPROCS=2 go test ./runtime -run '^$' -bench '^Benchmark(DigitsCNN|ResNet18|Gemm)$'
 
 // loadPlan compiles the model at path.
 func loadPlan(tb testing.TB, path string) *Plan {

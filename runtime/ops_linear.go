@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"fmt"
+	goruntime "runtime"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
@@ -47,6 +48,42 @@ func gemmInto[T blasFloat](transA, transB bool, m, n, k int, alpha T, a []T, lda
 		}
 		return
 	}
+	if goruntime.GOMAXPROCS(0) > 1 {
+		blasGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	// gonum runs each gemmBlock×gemmBlock block of c on a goroutine of its
+	// own once there are four blocks or more, which allocates for each;
+	// with one P nothing runs in parallel, so the same blocks go one by
+	// one through calls small enough to stay serial.
+	for i := 0; i < m; i += gemmBlock {
+		bm := min(gemmBlock, m-i)
+		for j := 0; j < n; j += gemmBlock {
+			bn := min(gemmBlock, n-j)
+			cBlock := c[i*ldc+j:]
+			blockBeta := beta
+			for l := 0; l < k; l += gemmBlock {
+				bk := min(gemmBlock, k-l)
+				aAt, bAt := i*lda+l, l*ldb+j
+				if transA {
+					aAt = l*lda + i
+				}
+				if transB {
+					bAt = j*ldb + l
+				}
+				aBlock, bBlock := a[aAt:], b[bAt:]
+				blasGemm(transA, transB, bm, bn, bk, alpha, aBlock, lda, bBlock, ldb, blockBeta, cBlock, ldc)
+				blockBeta = 1
+			}
+		}
+	}
+}
+
+// gemmBlock is the block size of gonum's Gemm.
+const gemmBlock = 64
+
+// blasGemm calls gonum's Gemm.
+func blasGemm[T blasFloat](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	tA, tB := blas.NoTrans, blas.NoTrans
 	if transA {
 		tA = blas.Trans

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -501,6 +502,38 @@ func TestGemmOpsetDifferences(t *testing.T) {
 			want, shape := referenceGemm(float64s(a), a.Shape, float64s(b), b.Shape, cData, cShape, 1, 1, false, false)
 			checkAgainst(t, out[0], shape, want)
 		})
+	}
+}
+
+// TestGemmBlocks checks products of several gonum blocks in each
+// dimension, which gemmInto splits itself when one P runs the plan and
+// leaves to gonum's goroutines otherwise.
+func TestGemmBlocks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const m, k, n = 70, 130, 75
+	for _, procs := range []int{1, 2} {
+		for _, dt := range []onnx.TensorProto_DataType{onnx.TensorProto_FLOAT, onnx.TensorProto_DOUBLE} {
+			for _, trans := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+				t.Run(fmt.Sprintf("procs=%d/%s/transA=%t/transB=%t", procs, dtypeName(dt), trans[0], trans[1]), func(t *testing.T) {
+					defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(procs))
+					aShape, bShape := []int{m, k}, []int{k, n}
+					if trans[0] {
+						aShape = []int{k, m}
+					}
+					if trans[1] {
+						bShape = []int{n, k}
+					}
+					a, b, c := randomTensor(rng, dt, aShape...), randomTensor(rng, dt, bShape...), randomTensor(rng, dt, m, n)
+					call := newOpCall("Gemm", 13).float("alpha", 0.5).float("beta", 2).int("transA", boolInt(trans[0])).int("transB", boolInt(trans[1]))
+					out, err := call.run(a, b, c)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want, shape := referenceGemm(float64s(a), aShape, float64s(b), bShape, float64s(c), c.Shape, 0.5, 2, trans[0], trans[1])
+					checkAgainst(t, out[0], shape, want)
+				})
+			}
+		}
 	}
 }
 
