@@ -39,6 +39,7 @@ var opTables = [][]opDef{
 	lossOps,        // ops_loss.go
 	signalOps,      // ops_signal.go
 	visionOps,      // ops_vision.go
+	mathOps,        // ops_math.go
 }
 
 // lookupOp finds the definition for op in domain at the given opset: the
