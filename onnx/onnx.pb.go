@@ -455,6 +455,142 @@ func (TensorProto_DataLocation) EnumDescriptor() ([]byte, []int) {
 	return file_onnx_proto_rawDescGZIP(), []int{14, 1}
 }
 
+type SequenceProto_DataType int32
+
+const (
+	SequenceProto_UNDEFINED     SequenceProto_DataType = 0
+	SequenceProto_TENSOR        SequenceProto_DataType = 1
+	SequenceProto_SPARSE_TENSOR SequenceProto_DataType = 2
+	SequenceProto_SEQUENCE      SequenceProto_DataType = 3
+	SequenceProto_MAP           SequenceProto_DataType = 4
+	SequenceProto_OPTIONAL      SequenceProto_DataType = 5
+)
+
+// Enum value maps for SequenceProto_DataType.
+var (
+	SequenceProto_DataType_name = map[int32]string{
+		0: "UNDEFINED",
+		1: "TENSOR",
+		2: "SPARSE_TENSOR",
+		3: "SEQUENCE",
+		4: "MAP",
+		5: "OPTIONAL",
+	}
+	SequenceProto_DataType_value = map[string]int32{
+		"UNDEFINED":     0,
+		"TENSOR":        1,
+		"SPARSE_TENSOR": 2,
+		"SEQUENCE":      3,
+		"MAP":           4,
+		"OPTIONAL":      5,
+	}
+)
+
+func (x SequenceProto_DataType) Enum() *SequenceProto_DataType {
+	p := new(SequenceProto_DataType)
+	*p = x
+	return p
+}
+
+func (x SequenceProto_DataType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SequenceProto_DataType) Descriptor() protoreflect.EnumDescriptor {
+	return file_onnx_proto_enumTypes[5].Descriptor()
+}
+
+func (SequenceProto_DataType) Type() protoreflect.EnumType {
+	return &file_onnx_proto_enumTypes[5]
+}
+
+func (x SequenceProto_DataType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Do not use.
+func (x *SequenceProto_DataType) UnmarshalJSON(b []byte) error {
+	num, err := protoimpl.X.UnmarshalJSONEnum(x.Descriptor(), b)
+	if err != nil {
+		return err
+	}
+	*x = SequenceProto_DataType(num)
+	return nil
+}
+
+// Deprecated: Use SequenceProto_DataType.Descriptor instead.
+func (SequenceProto_DataType) EnumDescriptor() ([]byte, []int) {
+	return file_onnx_proto_rawDescGZIP(), []int{20, 0}
+}
+
+type OptionalProto_DataType int32
+
+const (
+	OptionalProto_UNDEFINED     OptionalProto_DataType = 0
+	OptionalProto_TENSOR        OptionalProto_DataType = 1
+	OptionalProto_SPARSE_TENSOR OptionalProto_DataType = 2
+	OptionalProto_SEQUENCE      OptionalProto_DataType = 3
+	OptionalProto_MAP           OptionalProto_DataType = 4
+	OptionalProto_OPTIONAL      OptionalProto_DataType = 5
+)
+
+// Enum value maps for OptionalProto_DataType.
+var (
+	OptionalProto_DataType_name = map[int32]string{
+		0: "UNDEFINED",
+		1: "TENSOR",
+		2: "SPARSE_TENSOR",
+		3: "SEQUENCE",
+		4: "MAP",
+		5: "OPTIONAL",
+	}
+	OptionalProto_DataType_value = map[string]int32{
+		"UNDEFINED":     0,
+		"TENSOR":        1,
+		"SPARSE_TENSOR": 2,
+		"SEQUENCE":      3,
+		"MAP":           4,
+		"OPTIONAL":      5,
+	}
+)
+
+func (x OptionalProto_DataType) Enum() *OptionalProto_DataType {
+	p := new(OptionalProto_DataType)
+	*p = x
+	return p
+}
+
+func (x OptionalProto_DataType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OptionalProto_DataType) Descriptor() protoreflect.EnumDescriptor {
+	return file_onnx_proto_enumTypes[6].Descriptor()
+}
+
+func (OptionalProto_DataType) Type() protoreflect.EnumType {
+	return &file_onnx_proto_enumTypes[6]
+}
+
+func (x OptionalProto_DataType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Do not use.
+func (x *OptionalProto_DataType) UnmarshalJSON(b []byte) error {
+	num, err := protoimpl.X.UnmarshalJSONEnum(x.Descriptor(), b)
+	if err != nil {
+		return err
+	}
+	*x = OptionalProto_DataType(num)
+	return nil
+}
+
+// Deprecated: Use OptionalProto_DataType.Descriptor instead.
+func (OptionalProto_DataType) EnumDescriptor() ([]byte, []int) {
+	return file_onnx_proto_rawDescGZIP(), []int{22, 0}
+}
+
 type AttributeProto struct {
 	state         protoimpl.MessageState        `protogen:"open.v1"`
 	Name          *string                       `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
@@ -2219,6 +2355,268 @@ func (x *FunctionProto) GetMetadataProps() []*StringStringEntryProto {
 	return nil
 }
 
+// The containers of onnx-data.proto, which test data uses for values that
+// are not tensors. Their DataType enums number the kinds of element.
+type SequenceProto struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Name               *string                `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
+	ElemType           *int32                 `protobuf:"varint,2,opt,name=elem_type,json=elemType" json:"elem_type,omitempty"`
+	TensorValues       []*TensorProto         `protobuf:"bytes,3,rep,name=tensor_values,json=tensorValues" json:"tensor_values,omitempty"`
+	SparseTensorValues []*SparseTensorProto   `protobuf:"bytes,4,rep,name=sparse_tensor_values,json=sparseTensorValues" json:"sparse_tensor_values,omitempty"`
+	SequenceValues     []*SequenceProto       `protobuf:"bytes,5,rep,name=sequence_values,json=sequenceValues" json:"sequence_values,omitempty"`
+	MapValues          []*MapProto            `protobuf:"bytes,6,rep,name=map_values,json=mapValues" json:"map_values,omitempty"`
+	OptionalValues     []*OptionalProto       `protobuf:"bytes,7,rep,name=optional_values,json=optionalValues" json:"optional_values,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *SequenceProto) Reset() {
+	*x = SequenceProto{}
+	mi := &file_onnx_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SequenceProto) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SequenceProto) ProtoMessage() {}
+
+func (x *SequenceProto) ProtoReflect() protoreflect.Message {
+	mi := &file_onnx_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SequenceProto.ProtoReflect.Descriptor instead.
+func (*SequenceProto) Descriptor() ([]byte, []int) {
+	return file_onnx_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SequenceProto) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *SequenceProto) GetElemType() int32 {
+	if x != nil && x.ElemType != nil {
+		return *x.ElemType
+	}
+	return 0
+}
+
+func (x *SequenceProto) GetTensorValues() []*TensorProto {
+	if x != nil {
+		return x.TensorValues
+	}
+	return nil
+}
+
+func (x *SequenceProto) GetSparseTensorValues() []*SparseTensorProto {
+	if x != nil {
+		return x.SparseTensorValues
+	}
+	return nil
+}
+
+func (x *SequenceProto) GetSequenceValues() []*SequenceProto {
+	if x != nil {
+		return x.SequenceValues
+	}
+	return nil
+}
+
+func (x *SequenceProto) GetMapValues() []*MapProto {
+	if x != nil {
+		return x.MapValues
+	}
+	return nil
+}
+
+func (x *SequenceProto) GetOptionalValues() []*OptionalProto {
+	if x != nil {
+		return x.OptionalValues
+	}
+	return nil
+}
+
+type MapProto struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          *string                `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
+	KeyType       *int32                 `protobuf:"varint,2,opt,name=key_type,json=keyType" json:"key_type,omitempty"`
+	Keys          []int64                `protobuf:"varint,3,rep,name=keys" json:"keys,omitempty"`
+	StringKeys    [][]byte               `protobuf:"bytes,4,rep,name=string_keys,json=stringKeys" json:"string_keys,omitempty"`
+	Values        *SequenceProto         `protobuf:"bytes,5,opt,name=values" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MapProto) Reset() {
+	*x = MapProto{}
+	mi := &file_onnx_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MapProto) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MapProto) ProtoMessage() {}
+
+func (x *MapProto) ProtoReflect() protoreflect.Message {
+	mi := &file_onnx_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MapProto.ProtoReflect.Descriptor instead.
+func (*MapProto) Descriptor() ([]byte, []int) {
+	return file_onnx_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *MapProto) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *MapProto) GetKeyType() int32 {
+	if x != nil && x.KeyType != nil {
+		return *x.KeyType
+	}
+	return 0
+}
+
+func (x *MapProto) GetKeys() []int64 {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *MapProto) GetStringKeys() [][]byte {
+	if x != nil {
+		return x.StringKeys
+	}
+	return nil
+}
+
+func (x *MapProto) GetValues() *SequenceProto {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
+type OptionalProto struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Name              *string                `protobuf:"bytes,1,opt,name=name" json:"name,omitempty"`
+	ElemType          *int32                 `protobuf:"varint,2,opt,name=elem_type,json=elemType" json:"elem_type,omitempty"`
+	TensorValue       *TensorProto           `protobuf:"bytes,3,opt,name=tensor_value,json=tensorValue" json:"tensor_value,omitempty"`
+	SparseTensorValue *SparseTensorProto     `protobuf:"bytes,4,opt,name=sparse_tensor_value,json=sparseTensorValue" json:"sparse_tensor_value,omitempty"`
+	SequenceValue     *SequenceProto         `protobuf:"bytes,5,opt,name=sequence_value,json=sequenceValue" json:"sequence_value,omitempty"`
+	MapValue          *MapProto              `protobuf:"bytes,6,opt,name=map_value,json=mapValue" json:"map_value,omitempty"`
+	OptionalValue     *OptionalProto         `protobuf:"bytes,7,opt,name=optional_value,json=optionalValue" json:"optional_value,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *OptionalProto) Reset() {
+	*x = OptionalProto{}
+	mi := &file_onnx_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OptionalProto) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OptionalProto) ProtoMessage() {}
+
+func (x *OptionalProto) ProtoReflect() protoreflect.Message {
+	mi := &file_onnx_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OptionalProto.ProtoReflect.Descriptor instead.
+func (*OptionalProto) Descriptor() ([]byte, []int) {
+	return file_onnx_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *OptionalProto) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+func (x *OptionalProto) GetElemType() int32 {
+	if x != nil && x.ElemType != nil {
+		return *x.ElemType
+	}
+	return 0
+}
+
+func (x *OptionalProto) GetTensorValue() *TensorProto {
+	if x != nil {
+		return x.TensorValue
+	}
+	return nil
+}
+
+func (x *OptionalProto) GetSparseTensorValue() *SparseTensorProto {
+	if x != nil {
+		return x.SparseTensorValue
+	}
+	return nil
+}
+
+func (x *OptionalProto) GetSequenceValue() *SequenceProto {
+	if x != nil {
+		return x.SequenceValue
+	}
+	return nil
+}
+
+func (x *OptionalProto) GetMapValue() *MapProto {
+	if x != nil {
+		return x.MapValue
+	}
+	return nil
+}
+
+func (x *OptionalProto) GetOptionalValue() *OptionalProto {
+	if x != nil {
+		return x.OptionalValue
+	}
+	return nil
+}
+
 type TensorProto_Segment struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Begin         *int64                 `protobuf:"varint,1,opt,name=begin" json:"begin,omitempty"`
@@ -2229,7 +2627,7 @@ type TensorProto_Segment struct {
 
 func (x *TensorProto_Segment) Reset() {
 	*x = TensorProto_Segment{}
-	mi := &file_onnx_proto_msgTypes[20]
+	mi := &file_onnx_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2639,7 @@ func (x *TensorProto_Segment) String() string {
 func (*TensorProto_Segment) ProtoMessage() {}
 
 func (x *TensorProto_Segment) ProtoReflect() protoreflect.Message {
-	mi := &file_onnx_proto_msgTypes[20]
+	mi := &file_onnx_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2285,7 +2683,7 @@ type TensorShapeProto_Dimension struct {
 
 func (x *TensorShapeProto_Dimension) Reset() {
 	*x = TensorShapeProto_Dimension{}
-	mi := &file_onnx_proto_msgTypes[21]
+	mi := &file_onnx_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2297,7 +2695,7 @@ func (x *TensorShapeProto_Dimension) String() string {
 func (*TensorShapeProto_Dimension) ProtoMessage() {}
 
 func (x *TensorShapeProto_Dimension) ProtoReflect() protoreflect.Message {
-	mi := &file_onnx_proto_msgTypes[21]
+	mi := &file_onnx_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2371,7 +2769,7 @@ type TypeProto_Tensor struct {
 
 func (x *TypeProto_Tensor) Reset() {
 	*x = TypeProto_Tensor{}
-	mi := &file_onnx_proto_msgTypes[22]
+	mi := &file_onnx_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2781,7 @@ func (x *TypeProto_Tensor) String() string {
 func (*TypeProto_Tensor) ProtoMessage() {}
 
 func (x *TypeProto_Tensor) ProtoReflect() protoreflect.Message {
-	mi := &file_onnx_proto_msgTypes[22]
+	mi := &file_onnx_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2422,7 +2820,7 @@ type TypeProto_Sequence struct {
 
 func (x *TypeProto_Sequence) Reset() {
 	*x = TypeProto_Sequence{}
-	mi := &file_onnx_proto_msgTypes[23]
+	mi := &file_onnx_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2434,7 +2832,7 @@ func (x *TypeProto_Sequence) String() string {
 func (*TypeProto_Sequence) ProtoMessage() {}
 
 func (x *TypeProto_Sequence) ProtoReflect() protoreflect.Message {
-	mi := &file_onnx_proto_msgTypes[23]
+	mi := &file_onnx_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2467,7 +2865,7 @@ type TypeProto_Map struct {
 
 func (x *TypeProto_Map) Reset() {
 	*x = TypeProto_Map{}
-	mi := &file_onnx_proto_msgTypes[24]
+	mi := &file_onnx_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2479,7 +2877,7 @@ func (x *TypeProto_Map) String() string {
 func (*TypeProto_Map) ProtoMessage() {}
 
 func (x *TypeProto_Map) ProtoReflect() protoreflect.Message {
-	mi := &file_onnx_proto_msgTypes[24]
+	mi := &file_onnx_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2916,7 @@ type TypeProto_Optional struct {
 
 func (x *TypeProto_Optional) Reset() {
 	*x = TypeProto_Optional{}
-	mi := &file_onnx_proto_msgTypes[25]
+	mi := &file_onnx_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2530,7 +2928,7 @@ func (x *TypeProto_Optional) String() string {
 func (*TypeProto_Optional) ProtoMessage() {}
 
 func (x *TypeProto_Optional) ProtoReflect() protoreflect.Message {
-	mi := &file_onnx_proto_msgTypes[25]
+	mi := &file_onnx_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2563,7 +2961,7 @@ type TypeProto_SparseTensor struct {
 
 func (x *TypeProto_SparseTensor) Reset() {
 	*x = TypeProto_SparseTensor{}
-	mi := &file_onnx_proto_msgTypes[26]
+	mi := &file_onnx_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +2973,7 @@ func (x *TypeProto_SparseTensor) String() string {
 func (*TypeProto_SparseTensor) ProtoMessage() {}
 
 func (x *TypeProto_SparseTensor) ProtoReflect() protoreflect.Message {
-	mi := &file_onnx_proto_msgTypes[26]
+	mi := &file_onnx_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2615,7 +3013,7 @@ type TypeProto_Opaque struct {
 
 func (x *TypeProto_Opaque) Reset() {
 	*x = TypeProto_Opaque{}
-	mi := &file_onnx_proto_msgTypes[27]
+	mi := &file_onnx_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +3025,7 @@ func (x *TypeProto_Opaque) String() string {
 func (*TypeProto_Opaque) ProtoMessage() {}
 
 func (x *TypeProto_Opaque) ProtoReflect() protoreflect.Message {
-	mi := &file_onnx_proto_msgTypes[27]
+	mi := &file_onnx_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2928,7 +3326,47 @@ const file_onnx_proto_rawDesc = "" +
 	"\boverload\x18\r \x01(\tR\boverload\x12;\n" +
 	"\n" +
 	"value_info\x18\f \x03(\v2\x1c.onnxopt.onnx.ValueInfoProtoR\tvalueInfo\x12K\n" +
-	"\x0emetadata_props\x18\x0e \x03(\v2$.onnxopt.onnx.StringStringEntryProtoR\rmetadataPropsJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04R\rsince_versionR\x06status*\xbc\x02\n" +
+	"\x0emetadata_props\x18\x0e \x03(\v2$.onnxopt.onnx.StringStringEntryProtoR\rmetadataPropsJ\x04\b\x02\x10\x03J\x04\b\x03\x10\x04R\rsince_versionR\x06status\"\xf5\x03\n" +
+	"\rSequenceProto\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\telem_type\x18\x02 \x01(\x05R\belemType\x12>\n" +
+	"\rtensor_values\x18\x03 \x03(\v2\x19.onnxopt.onnx.TensorProtoR\ftensorValues\x12Q\n" +
+	"\x14sparse_tensor_values\x18\x04 \x03(\v2\x1f.onnxopt.onnx.SparseTensorProtoR\x12sparseTensorValues\x12D\n" +
+	"\x0fsequence_values\x18\x05 \x03(\v2\x1b.onnxopt.onnx.SequenceProtoR\x0esequenceValues\x125\n" +
+	"\n" +
+	"map_values\x18\x06 \x03(\v2\x16.onnxopt.onnx.MapProtoR\tmapValues\x12D\n" +
+	"\x0foptional_values\x18\a \x03(\v2\x1b.onnxopt.onnx.OptionalProtoR\x0eoptionalValues\"]\n" +
+	"\bDataType\x12\r\n" +
+	"\tUNDEFINED\x10\x00\x12\n" +
+	"\n" +
+	"\x06TENSOR\x10\x01\x12\x11\n" +
+	"\rSPARSE_TENSOR\x10\x02\x12\f\n" +
+	"\bSEQUENCE\x10\x03\x12\a\n" +
+	"\x03MAP\x10\x04\x12\f\n" +
+	"\bOPTIONAL\x10\x05\"\xa3\x01\n" +
+	"\bMapProto\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
+	"\bkey_type\x18\x02 \x01(\x05R\akeyType\x12\x12\n" +
+	"\x04keys\x18\x03 \x03(\x03R\x04keys\x12\x1f\n" +
+	"\vstring_keys\x18\x04 \x03(\fR\n" +
+	"stringKeys\x123\n" +
+	"\x06values\x18\x05 \x01(\v2\x1b.onnxopt.onnx.SequenceProtoR\x06values\"\xeb\x03\n" +
+	"\rOptionalProto\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\telem_type\x18\x02 \x01(\x05R\belemType\x12<\n" +
+	"\ftensor_value\x18\x03 \x01(\v2\x19.onnxopt.onnx.TensorProtoR\vtensorValue\x12O\n" +
+	"\x13sparse_tensor_value\x18\x04 \x01(\v2\x1f.onnxopt.onnx.SparseTensorProtoR\x11sparseTensorValue\x12B\n" +
+	"\x0esequence_value\x18\x05 \x01(\v2\x1b.onnxopt.onnx.SequenceProtoR\rsequenceValue\x123\n" +
+	"\tmap_value\x18\x06 \x01(\v2\x16.onnxopt.onnx.MapProtoR\bmapValue\x12B\n" +
+	"\x0eoptional_value\x18\a \x01(\v2\x1b.onnxopt.onnx.OptionalProtoR\roptionalValue\"]\n" +
+	"\bDataType\x12\r\n" +
+	"\tUNDEFINED\x10\x00\x12\n" +
+	"\n" +
+	"\x06TENSOR\x10\x01\x12\x11\n" +
+	"\rSPARSE_TENSOR\x10\x02\x12\f\n" +
+	"\bSEQUENCE\x10\x03\x12\a\n" +
+	"\x03MAP\x10\x04\x12\f\n" +
+	"\bOPTIONAL\x10\x05*\xbc\x02\n" +
 	"\aVersion\x12\x12\n" +
 	"\x0e_START_VERSION\x10\x00\x12\x19\n" +
 	"\x15IR_VERSION_2017_10_10\x10\x01\x12\x19\n" +
@@ -2960,109 +3398,125 @@ func file_onnx_proto_rawDescGZIP() []byte {
 	return file_onnx_proto_rawDescData
 }
 
-var file_onnx_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_onnx_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_onnx_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_onnx_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_onnx_proto_goTypes = []any{
 	(Version)(0),                         // 0: onnxopt.onnx.Version
 	(OperatorStatus)(0),                  // 1: onnxopt.onnx.OperatorStatus
 	(AttributeProto_AttributeType)(0),    // 2: onnxopt.onnx.AttributeProto.AttributeType
 	(TensorProto_DataType)(0),            // 3: onnxopt.onnx.TensorProto.DataType
 	(TensorProto_DataLocation)(0),        // 4: onnxopt.onnx.TensorProto.DataLocation
-	(*AttributeProto)(nil),               // 5: onnxopt.onnx.AttributeProto
-	(*ValueInfoProto)(nil),               // 6: onnxopt.onnx.ValueInfoProto
-	(*NodeProto)(nil),                    // 7: onnxopt.onnx.NodeProto
-	(*IntIntListEntryProto)(nil),         // 8: onnxopt.onnx.IntIntListEntryProto
-	(*NodeDeviceConfigurationProto)(nil), // 9: onnxopt.onnx.NodeDeviceConfigurationProto
-	(*ShardingSpecProto)(nil),            // 10: onnxopt.onnx.ShardingSpecProto
-	(*ShardedDimProto)(nil),              // 11: onnxopt.onnx.ShardedDimProto
-	(*SimpleShardedDimProto)(nil),        // 12: onnxopt.onnx.SimpleShardedDimProto
-	(*TrainingInfoProto)(nil),            // 13: onnxopt.onnx.TrainingInfoProto
-	(*ModelProto)(nil),                   // 14: onnxopt.onnx.ModelProto
-	(*DeviceConfigurationProto)(nil),     // 15: onnxopt.onnx.DeviceConfigurationProto
-	(*StringStringEntryProto)(nil),       // 16: onnxopt.onnx.StringStringEntryProto
-	(*TensorAnnotation)(nil),             // 17: onnxopt.onnx.TensorAnnotation
-	(*GraphProto)(nil),                   // 18: onnxopt.onnx.GraphProto
-	(*TensorProto)(nil),                  // 19: onnxopt.onnx.TensorProto
-	(*SparseTensorProto)(nil),            // 20: onnxopt.onnx.SparseTensorProto
-	(*TensorShapeProto)(nil),             // 21: onnxopt.onnx.TensorShapeProto
-	(*TypeProto)(nil),                    // 22: onnxopt.onnx.TypeProto
-	(*OperatorSetIdProto)(nil),           // 23: onnxopt.onnx.OperatorSetIdProto
-	(*FunctionProto)(nil),                // 24: onnxopt.onnx.FunctionProto
-	(*TensorProto_Segment)(nil),          // 25: onnxopt.onnx.TensorProto.Segment
-	(*TensorShapeProto_Dimension)(nil),   // 26: onnxopt.onnx.TensorShapeProto.Dimension
-	(*TypeProto_Tensor)(nil),             // 27: onnxopt.onnx.TypeProto.Tensor
-	(*TypeProto_Sequence)(nil),           // 28: onnxopt.onnx.TypeProto.Sequence
-	(*TypeProto_Map)(nil),                // 29: onnxopt.onnx.TypeProto.Map
-	(*TypeProto_Optional)(nil),           // 30: onnxopt.onnx.TypeProto.Optional
-	(*TypeProto_SparseTensor)(nil),       // 31: onnxopt.onnx.TypeProto.SparseTensor
-	(*TypeProto_Opaque)(nil),             // 32: onnxopt.onnx.TypeProto.Opaque
+	(SequenceProto_DataType)(0),          // 5: onnxopt.onnx.SequenceProto.DataType
+	(OptionalProto_DataType)(0),          // 6: onnxopt.onnx.OptionalProto.DataType
+	(*AttributeProto)(nil),               // 7: onnxopt.onnx.AttributeProto
+	(*ValueInfoProto)(nil),               // 8: onnxopt.onnx.ValueInfoProto
+	(*NodeProto)(nil),                    // 9: onnxopt.onnx.NodeProto
+	(*IntIntListEntryProto)(nil),         // 10: onnxopt.onnx.IntIntListEntryProto
+	(*NodeDeviceConfigurationProto)(nil), // 11: onnxopt.onnx.NodeDeviceConfigurationProto
+	(*ShardingSpecProto)(nil),            // 12: onnxopt.onnx.ShardingSpecProto
+	(*ShardedDimProto)(nil),              // 13: onnxopt.onnx.ShardedDimProto
+	(*SimpleShardedDimProto)(nil),        // 14: onnxopt.onnx.SimpleShardedDimProto
+	(*TrainingInfoProto)(nil),            // 15: onnxopt.onnx.TrainingInfoProto
+	(*ModelProto)(nil),                   // 16: onnxopt.onnx.ModelProto
+	(*DeviceConfigurationProto)(nil),     // 17: onnxopt.onnx.DeviceConfigurationProto
+	(*StringStringEntryProto)(nil),       // 18: onnxopt.onnx.StringStringEntryProto
+	(*TensorAnnotation)(nil),             // 19: onnxopt.onnx.TensorAnnotation
+	(*GraphProto)(nil),                   // 20: onnxopt.onnx.GraphProto
+	(*TensorProto)(nil),                  // 21: onnxopt.onnx.TensorProto
+	(*SparseTensorProto)(nil),            // 22: onnxopt.onnx.SparseTensorProto
+	(*TensorShapeProto)(nil),             // 23: onnxopt.onnx.TensorShapeProto
+	(*TypeProto)(nil),                    // 24: onnxopt.onnx.TypeProto
+	(*OperatorSetIdProto)(nil),           // 25: onnxopt.onnx.OperatorSetIdProto
+	(*FunctionProto)(nil),                // 26: onnxopt.onnx.FunctionProto
+	(*SequenceProto)(nil),                // 27: onnxopt.onnx.SequenceProto
+	(*MapProto)(nil),                     // 28: onnxopt.onnx.MapProto
+	(*OptionalProto)(nil),                // 29: onnxopt.onnx.OptionalProto
+	(*TensorProto_Segment)(nil),          // 30: onnxopt.onnx.TensorProto.Segment
+	(*TensorShapeProto_Dimension)(nil),   // 31: onnxopt.onnx.TensorShapeProto.Dimension
+	(*TypeProto_Tensor)(nil),             // 32: onnxopt.onnx.TypeProto.Tensor
+	(*TypeProto_Sequence)(nil),           // 33: onnxopt.onnx.TypeProto.Sequence
+	(*TypeProto_Map)(nil),                // 34: onnxopt.onnx.TypeProto.Map
+	(*TypeProto_Optional)(nil),           // 35: onnxopt.onnx.TypeProto.Optional
+	(*TypeProto_SparseTensor)(nil),       // 36: onnxopt.onnx.TypeProto.SparseTensor
+	(*TypeProto_Opaque)(nil),             // 37: onnxopt.onnx.TypeProto.Opaque
 }
 var file_onnx_proto_depIdxs = []int32{
 	2,  // 0: onnxopt.onnx.AttributeProto.type:type_name -> onnxopt.onnx.AttributeProto.AttributeType
-	19, // 1: onnxopt.onnx.AttributeProto.t:type_name -> onnxopt.onnx.TensorProto
-	18, // 2: onnxopt.onnx.AttributeProto.g:type_name -> onnxopt.onnx.GraphProto
-	20, // 3: onnxopt.onnx.AttributeProto.sparse_tensor:type_name -> onnxopt.onnx.SparseTensorProto
-	22, // 4: onnxopt.onnx.AttributeProto.tp:type_name -> onnxopt.onnx.TypeProto
-	19, // 5: onnxopt.onnx.AttributeProto.tensors:type_name -> onnxopt.onnx.TensorProto
-	18, // 6: onnxopt.onnx.AttributeProto.graphs:type_name -> onnxopt.onnx.GraphProto
-	20, // 7: onnxopt.onnx.AttributeProto.sparse_tensors:type_name -> onnxopt.onnx.SparseTensorProto
-	22, // 8: onnxopt.onnx.AttributeProto.type_protos:type_name -> onnxopt.onnx.TypeProto
-	22, // 9: onnxopt.onnx.ValueInfoProto.type:type_name -> onnxopt.onnx.TypeProto
-	16, // 10: onnxopt.onnx.ValueInfoProto.metadata_props:type_name -> onnxopt.onnx.StringStringEntryProto
-	5,  // 11: onnxopt.onnx.NodeProto.attribute:type_name -> onnxopt.onnx.AttributeProto
-	16, // 12: onnxopt.onnx.NodeProto.metadata_props:type_name -> onnxopt.onnx.StringStringEntryProto
-	9,  // 13: onnxopt.onnx.NodeProto.device_configurations:type_name -> onnxopt.onnx.NodeDeviceConfigurationProto
-	10, // 14: onnxopt.onnx.NodeDeviceConfigurationProto.sharding_spec:type_name -> onnxopt.onnx.ShardingSpecProto
-	8,  // 15: onnxopt.onnx.ShardingSpecProto.index_to_device_group_map:type_name -> onnxopt.onnx.IntIntListEntryProto
-	11, // 16: onnxopt.onnx.ShardingSpecProto.sharded_dim:type_name -> onnxopt.onnx.ShardedDimProto
-	12, // 17: onnxopt.onnx.ShardedDimProto.simple_sharding:type_name -> onnxopt.onnx.SimpleShardedDimProto
-	18, // 18: onnxopt.onnx.TrainingInfoProto.initialization:type_name -> onnxopt.onnx.GraphProto
-	18, // 19: onnxopt.onnx.TrainingInfoProto.algorithm:type_name -> onnxopt.onnx.GraphProto
-	16, // 20: onnxopt.onnx.TrainingInfoProto.initialization_binding:type_name -> onnxopt.onnx.StringStringEntryProto
-	16, // 21: onnxopt.onnx.TrainingInfoProto.update_binding:type_name -> onnxopt.onnx.StringStringEntryProto
-	23, // 22: onnxopt.onnx.ModelProto.opset_import:type_name -> onnxopt.onnx.OperatorSetIdProto
-	18, // 23: onnxopt.onnx.ModelProto.graph:type_name -> onnxopt.onnx.GraphProto
-	16, // 24: onnxopt.onnx.ModelProto.metadata_props:type_name -> onnxopt.onnx.StringStringEntryProto
-	13, // 25: onnxopt.onnx.ModelProto.training_info:type_name -> onnxopt.onnx.TrainingInfoProto
-	24, // 26: onnxopt.onnx.ModelProto.functions:type_name -> onnxopt.onnx.FunctionProto
-	15, // 27: onnxopt.onnx.ModelProto.configuration:type_name -> onnxopt.onnx.DeviceConfigurationProto
-	16, // 28: onnxopt.onnx.TensorAnnotation.quant_parameter_tensor_names:type_name -> onnxopt.onnx.StringStringEntryProto
-	7,  // 29: onnxopt.onnx.GraphProto.node:type_name -> onnxopt.onnx.NodeProto
-	19, // 30: onnxopt.onnx.GraphProto.initializer:type_name -> onnxopt.onnx.TensorProto
-	20, // 31: onnxopt.onnx.GraphProto.sparse_initializer:type_name -> onnxopt.onnx.SparseTensorProto
-	6,  // 32: onnxopt.onnx.GraphProto.input:type_name -> onnxopt.onnx.ValueInfoProto
-	6,  // 33: onnxopt.onnx.GraphProto.output:type_name -> onnxopt.onnx.ValueInfoProto
-	6,  // 34: onnxopt.onnx.GraphProto.value_info:type_name -> onnxopt.onnx.ValueInfoProto
-	17, // 35: onnxopt.onnx.GraphProto.quantization_annotation:type_name -> onnxopt.onnx.TensorAnnotation
-	16, // 36: onnxopt.onnx.GraphProto.metadata_props:type_name -> onnxopt.onnx.StringStringEntryProto
-	25, // 37: onnxopt.onnx.TensorProto.segment:type_name -> onnxopt.onnx.TensorProto.Segment
-	16, // 38: onnxopt.onnx.TensorProto.external_data:type_name -> onnxopt.onnx.StringStringEntryProto
+	21, // 1: onnxopt.onnx.AttributeProto.t:type_name -> onnxopt.onnx.TensorProto
+	20, // 2: onnxopt.onnx.AttributeProto.g:type_name -> onnxopt.onnx.GraphProto
+	22, // 3: onnxopt.onnx.AttributeProto.sparse_tensor:type_name -> onnxopt.onnx.SparseTensorProto
+	24, // 4: onnxopt.onnx.AttributeProto.tp:type_name -> onnxopt.onnx.TypeProto
+	21, // 5: onnxopt.onnx.AttributeProto.tensors:type_name -> onnxopt.onnx.TensorProto
+	20, // 6: onnxopt.onnx.AttributeProto.graphs:type_name -> onnxopt.onnx.GraphProto
+	22, // 7: onnxopt.onnx.AttributeProto.sparse_tensors:type_name -> onnxopt.onnx.SparseTensorProto
+	24, // 8: onnxopt.onnx.AttributeProto.type_protos:type_name -> onnxopt.onnx.TypeProto
+	24, // 9: onnxopt.onnx.ValueInfoProto.type:type_name -> onnxopt.onnx.TypeProto
+	18, // 10: onnxopt.onnx.ValueInfoProto.metadata_props:type_name -> onnxopt.onnx.StringStringEntryProto
+	7,  // 11: onnxopt.onnx.NodeProto.attribute:type_name -> onnxopt.onnx.AttributeProto
+	18, // 12: onnxopt.onnx.NodeProto.metadata_props:type_name -> onnxopt.onnx.StringStringEntryProto
+	11, // 13: onnxopt.onnx.NodeProto.device_configurations:type_name -> onnxopt.onnx.NodeDeviceConfigurationProto
+	12, // 14: onnxopt.onnx.NodeDeviceConfigurationProto.sharding_spec:type_name -> onnxopt.onnx.ShardingSpecProto
+	10, // 15: onnxopt.onnx.ShardingSpecProto.index_to_device_group_map:type_name -> onnxopt.onnx.IntIntListEntryProto
+	13, // 16: onnxopt.onnx.ShardingSpecProto.sharded_dim:type_name -> onnxopt.onnx.ShardedDimProto
+	14, // 17: onnxopt.onnx.ShardedDimProto.simple_sharding:type_name -> onnxopt.onnx.SimpleShardedDimProto
+	20, // 18: onnxopt.onnx.TrainingInfoProto.initialization:type_name -> onnxopt.onnx.GraphProto
+	20, // 19: onnxopt.onnx.TrainingInfoProto.algorithm:type_name -> onnxopt.onnx.GraphProto
+	18, // 20: onnxopt.onnx.TrainingInfoProto.initialization_binding:type_name -> onnxopt.onnx.StringStringEntryProto
+	18, // 21: onnxopt.onnx.TrainingInfoProto.update_binding:type_name -> onnxopt.onnx.StringStringEntryProto
+	25, // 22: onnxopt.onnx.ModelProto.opset_import:type_name -> onnxopt.onnx.OperatorSetIdProto
+	20, // 23: onnxopt.onnx.ModelProto.graph:type_name -> onnxopt.onnx.GraphProto
+	18, // 24: onnxopt.onnx.ModelProto.metadata_props:type_name -> onnxopt.onnx.StringStringEntryProto
+	15, // 25: onnxopt.onnx.ModelProto.training_info:type_name -> onnxopt.onnx.TrainingInfoProto
+	26, // 26: onnxopt.onnx.ModelProto.functions:type_name -> onnxopt.onnx.FunctionProto
+	17, // 27: onnxopt.onnx.ModelProto.configuration:type_name -> onnxopt.onnx.DeviceConfigurationProto
+	18, // 28: onnxopt.onnx.TensorAnnotation.quant_parameter_tensor_names:type_name -> onnxopt.onnx.StringStringEntryProto
+	9,  // 29: onnxopt.onnx.GraphProto.node:type_name -> onnxopt.onnx.NodeProto
+	21, // 30: onnxopt.onnx.GraphProto.initializer:type_name -> onnxopt.onnx.TensorProto
+	22, // 31: onnxopt.onnx.GraphProto.sparse_initializer:type_name -> onnxopt.onnx.SparseTensorProto
+	8,  // 32: onnxopt.onnx.GraphProto.input:type_name -> onnxopt.onnx.ValueInfoProto
+	8,  // 33: onnxopt.onnx.GraphProto.output:type_name -> onnxopt.onnx.ValueInfoProto
+	8,  // 34: onnxopt.onnx.GraphProto.value_info:type_name -> onnxopt.onnx.ValueInfoProto
+	19, // 35: onnxopt.onnx.GraphProto.quantization_annotation:type_name -> onnxopt.onnx.TensorAnnotation
+	18, // 36: onnxopt.onnx.GraphProto.metadata_props:type_name -> onnxopt.onnx.StringStringEntryProto
+	30, // 37: onnxopt.onnx.TensorProto.segment:type_name -> onnxopt.onnx.TensorProto.Segment
+	18, // 38: onnxopt.onnx.TensorProto.external_data:type_name -> onnxopt.onnx.StringStringEntryProto
 	4,  // 39: onnxopt.onnx.TensorProto.data_location:type_name -> onnxopt.onnx.TensorProto.DataLocation
-	16, // 40: onnxopt.onnx.TensorProto.metadata_props:type_name -> onnxopt.onnx.StringStringEntryProto
-	19, // 41: onnxopt.onnx.SparseTensorProto.values:type_name -> onnxopt.onnx.TensorProto
-	19, // 42: onnxopt.onnx.SparseTensorProto.indices:type_name -> onnxopt.onnx.TensorProto
-	26, // 43: onnxopt.onnx.TensorShapeProto.dim:type_name -> onnxopt.onnx.TensorShapeProto.Dimension
-	27, // 44: onnxopt.onnx.TypeProto.tensor_type:type_name -> onnxopt.onnx.TypeProto.Tensor
-	28, // 45: onnxopt.onnx.TypeProto.sequence_type:type_name -> onnxopt.onnx.TypeProto.Sequence
-	29, // 46: onnxopt.onnx.TypeProto.map_type:type_name -> onnxopt.onnx.TypeProto.Map
-	30, // 47: onnxopt.onnx.TypeProto.optional_type:type_name -> onnxopt.onnx.TypeProto.Optional
-	31, // 48: onnxopt.onnx.TypeProto.sparse_tensor_type:type_name -> onnxopt.onnx.TypeProto.SparseTensor
-	32, // 49: onnxopt.onnx.TypeProto.opaque_type:type_name -> onnxopt.onnx.TypeProto.Opaque
-	5,  // 50: onnxopt.onnx.FunctionProto.attribute_proto:type_name -> onnxopt.onnx.AttributeProto
-	7,  // 51: onnxopt.onnx.FunctionProto.node:type_name -> onnxopt.onnx.NodeProto
-	23, // 52: onnxopt.onnx.FunctionProto.opset_import:type_name -> onnxopt.onnx.OperatorSetIdProto
-	6,  // 53: onnxopt.onnx.FunctionProto.value_info:type_name -> onnxopt.onnx.ValueInfoProto
-	16, // 54: onnxopt.onnx.FunctionProto.metadata_props:type_name -> onnxopt.onnx.StringStringEntryProto
-	21, // 55: onnxopt.onnx.TypeProto.Tensor.shape:type_name -> onnxopt.onnx.TensorShapeProto
-	22, // 56: onnxopt.onnx.TypeProto.Sequence.elem_type:type_name -> onnxopt.onnx.TypeProto
-	22, // 57: onnxopt.onnx.TypeProto.Map.value_type:type_name -> onnxopt.onnx.TypeProto
-	22, // 58: onnxopt.onnx.TypeProto.Optional.elem_type:type_name -> onnxopt.onnx.TypeProto
-	21, // 59: onnxopt.onnx.TypeProto.SparseTensor.shape:type_name -> onnxopt.onnx.TensorShapeProto
-	60, // [60:60] is the sub-list for method output_type
-	60, // [60:60] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	18, // 40: onnxopt.onnx.TensorProto.metadata_props:type_name -> onnxopt.onnx.StringStringEntryProto
+	21, // 41: onnxopt.onnx.SparseTensorProto.values:type_name -> onnxopt.onnx.TensorProto
+	21, // 42: onnxopt.onnx.SparseTensorProto.indices:type_name -> onnxopt.onnx.TensorProto
+	31, // 43: onnxopt.onnx.TensorShapeProto.dim:type_name -> onnxopt.onnx.TensorShapeProto.Dimension
+	32, // 44: onnxopt.onnx.TypeProto.tensor_type:type_name -> onnxopt.onnx.TypeProto.Tensor
+	33, // 45: onnxopt.onnx.TypeProto.sequence_type:type_name -> onnxopt.onnx.TypeProto.Sequence
+	34, // 46: onnxopt.onnx.TypeProto.map_type:type_name -> onnxopt.onnx.TypeProto.Map
+	35, // 47: onnxopt.onnx.TypeProto.optional_type:type_name -> onnxopt.onnx.TypeProto.Optional
+	36, // 48: onnxopt.onnx.TypeProto.sparse_tensor_type:type_name -> onnxopt.onnx.TypeProto.SparseTensor
+	37, // 49: onnxopt.onnx.TypeProto.opaque_type:type_name -> onnxopt.onnx.TypeProto.Opaque
+	7,  // 50: onnxopt.onnx.FunctionProto.attribute_proto:type_name -> onnxopt.onnx.AttributeProto
+	9,  // 51: onnxopt.onnx.FunctionProto.node:type_name -> onnxopt.onnx.NodeProto
+	25, // 52: onnxopt.onnx.FunctionProto.opset_import:type_name -> onnxopt.onnx.OperatorSetIdProto
+	8,  // 53: onnxopt.onnx.FunctionProto.value_info:type_name -> onnxopt.onnx.ValueInfoProto
+	18, // 54: onnxopt.onnx.FunctionProto.metadata_props:type_name -> onnxopt.onnx.StringStringEntryProto
+	21, // 55: onnxopt.onnx.SequenceProto.tensor_values:type_name -> onnxopt.onnx.TensorProto
+	22, // 56: onnxopt.onnx.SequenceProto.sparse_tensor_values:type_name -> onnxopt.onnx.SparseTensorProto
+	27, // 57: onnxopt.onnx.SequenceProto.sequence_values:type_name -> onnxopt.onnx.SequenceProto
+	28, // 58: onnxopt.onnx.SequenceProto.map_values:type_name -> onnxopt.onnx.MapProto
+	29, // 59: onnxopt.onnx.SequenceProto.optional_values:type_name -> onnxopt.onnx.OptionalProto
+	27, // 60: onnxopt.onnx.MapProto.values:type_name -> onnxopt.onnx.SequenceProto
+	21, // 61: onnxopt.onnx.OptionalProto.tensor_value:type_name -> onnxopt.onnx.TensorProto
+	22, // 62: onnxopt.onnx.OptionalProto.sparse_tensor_value:type_name -> onnxopt.onnx.SparseTensorProto
+	27, // 63: onnxopt.onnx.OptionalProto.sequence_value:type_name -> onnxopt.onnx.SequenceProto
+	28, // 64: onnxopt.onnx.OptionalProto.map_value:type_name -> onnxopt.onnx.MapProto
+	29, // 65: onnxopt.onnx.OptionalProto.optional_value:type_name -> onnxopt.onnx.OptionalProto
+	23, // 66: onnxopt.onnx.TypeProto.Tensor.shape:type_name -> onnxopt.onnx.TensorShapeProto
+	24, // 67: onnxopt.onnx.TypeProto.Sequence.elem_type:type_name -> onnxopt.onnx.TypeProto
+	24, // 68: onnxopt.onnx.TypeProto.Map.value_type:type_name -> onnxopt.onnx.TypeProto
+	24, // 69: onnxopt.onnx.TypeProto.Optional.elem_type:type_name -> onnxopt.onnx.TypeProto
+	23, // 70: onnxopt.onnx.TypeProto.SparseTensor.shape:type_name -> onnxopt.onnx.TensorShapeProto
+	71, // [71:71] is the sub-list for method output_type
+	71, // [71:71] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_onnx_proto_init() }
@@ -3082,7 +3536,7 @@ func file_onnx_proto_init() {
 		(*TypeProto_SparseTensorType)(nil),
 		(*TypeProto_OpaqueType)(nil),
 	}
-	file_onnx_proto_msgTypes[21].OneofWrappers = []any{
+	file_onnx_proto_msgTypes[24].OneofWrappers = []any{
 		(*TensorShapeProto_Dimension_DimValue)(nil),
 		(*TensorShapeProto_Dimension_DimParam)(nil),
 	}
@@ -3091,8 +3545,8 @@ func file_onnx_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_onnx_proto_rawDesc), len(file_onnx_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   28,
+			NumEnums:      7,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

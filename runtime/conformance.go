@@ -81,12 +81,11 @@ func RunCase(dir string) (res CaseResult) {
 			inputs = append(inputs, v)
 		}
 	}
-	// Data for sequence, optional and map values is not a TensorProto, and
-	// the runtime's values are tensors only.
+	// The runtime computes tensors, sequences and optionals.
 	nonTensor := ""
 	for _, v := range append(slices.Clone(inputs), g.Outputs...) {
-		if kind := nonTensorKind(v.Type); kind != "" {
-			nonTensor = fmt.Sprintf("value %q is a %s: the runtime computes tensors only", v.Name, kind)
+		if _, ok := kindOf(v.Type); !ok {
+			nonTensor = fmt.Sprintf("value %q is or holds a %s: the runtime computes no maps, sparse tensors or opaque values", v.Name, unsupportedKind(v.Type))
 			break
 		}
 	}
@@ -110,12 +109,20 @@ func RunCase(dir string) (res CaseResult) {
 	if len(sets) == 0 {
 		return fail(StatusError, "no test_data_set_N folders")
 	}
+	inTypes := make([]*onnx.TypeProto, len(inputs))
+	for k, v := range inputs {
+		inTypes[k] = v.Type
+	}
+	outTypes := make([]*onnx.TypeProto, len(g.Outputs))
+	for k, v := range g.Outputs {
+		outTypes[k] = v.Type
+	}
 	for _, set := range sets {
-		in, err := loadTensors(set, "input_")
+		in, err := loadValues(set, "input_", inTypes)
 		if err != nil {
 			return fail(StatusError, "%v", err)
 		}
-		want, err := loadTensors(set, "output_")
+		want, err := loadValues(set, "output_", outTypes)
 		if err != nil {
 			return fail(StatusError, "%v", err)
 		}
@@ -204,8 +211,21 @@ func RunSuite(dirs []string, progress func(done, total int)) []CaseResult {
 // infinities matching exactly, and equality for integers, booleans and
 // strings. It fails when the dtypes or shapes differ. maxAbs and maxRel
 // are the largest absolute and relative differences (relative to |want|,
-// over elements where want is not zero).
+// over elements where want is not zero). Sequences and optionals match
+// when their kinds, element types and lengths do and their elements
+// match in order.
 func Compare(got, want *Tensor, rtol, atol float64) (maxAbs, maxRel float64, ok bool) {
+	if got != nil && want != nil && (got.Kind != KindTensor || want.Kind != KindTensor) {
+		if got.Kind != want.Kind || got.DType != want.DType || len(got.Elems) != len(want.Elems) {
+			return math.Inf(1), math.Inf(1), false
+		}
+		ok = true
+		for i := range want.Elems {
+			a, r, same := Compare(got.Elems[i], want.Elems[i], rtol, atol)
+			maxAbs, maxRel, ok = math.Max(maxAbs, a), math.Max(maxRel, r), ok && same
+		}
+		return maxAbs, maxRel, ok
+	}
 	if got == nil || want == nil || got.DType != want.DType || !slices.Equal(got.Shape, want.Shape) {
 		return math.Inf(1), math.Inf(1), false
 	}
@@ -336,14 +356,14 @@ func modelOps(g *graph.Graph) []string {
 	return ops
 }
 
-// nonTensorKind names the kind of a value's type when it is not a tensor
-// (or unknown), since the conformance data for those is not TensorProto.
-func nonTensorKind(t *onnx.TypeProto) string {
+// unsupportedKind names the kind of value in t, or inside its sequences
+// and optionals, that the runtime does not compute.
+func unsupportedKind(t *onnx.TypeProto) string {
 	switch {
 	case t.GetSequenceType() != nil:
-		return "sequence"
+		return unsupportedKind(t.GetSequenceType().GetElemType())
 	case t.GetOptionalType() != nil:
-		return "optional"
+		return unsupportedKind(t.GetOptionalType().GetElemType())
 	case t.GetMapType() != nil:
 		return "map"
 	case t.GetSparseTensorType() != nil:
@@ -351,7 +371,7 @@ func nonTensorKind(t *onnx.TypeProto) string {
 	case t.GetOpaqueType() != nil:
 		return "opaque value"
 	}
-	return ""
+	return "tensor"
 }
 
 // numbered returns the entries of dir named prefix+N+suffix, ordered by N.
@@ -387,19 +407,121 @@ func numbered(dir, prefix, suffix string) ([]string, error) {
 	return paths, nil
 }
 
-// loadTensors reads set/prefixK.pb for K = 0, 1, ... as tensors.
-func loadTensors(set, prefix string) ([]*Tensor, error) {
+// loadValues reads set/prefixK.pb for K = 0, 1, ... as the values
+// types[K] declares: a TensorProto for a tensor (or an undeclared type), a
+// SequenceProto for a sequence, an OptionalProto for an optional.
+func loadValues(set, prefix string, types []*onnx.TypeProto) ([]*Tensor, error) {
 	paths, err := numbered(set, prefix, ".pb")
 	if err != nil {
 		return nil, err
 	}
 	ts := make([]*Tensor, len(paths))
 	for i, p := range paths {
-		if ts[i], err = readTensorFile(p); err != nil {
+		var tp *onnx.TypeProto
+		if i < len(types) {
+			tp = types[i]
+		}
+		if ts[i], err = readValueFile(p, tp); err != nil {
 			return nil, err
 		}
 	}
 	return ts, nil
+}
+
+// readValueFile reads a serialized value of type tp.
+func readValueFile(path string, tp *onnx.TypeProto) (*Tensor, error) {
+	kind, _ := kindOf(tp)
+	if kind == KindTensor {
+		return readTensorFile(path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var v *Tensor
+	if kind == KindSequence {
+		sp := &onnx.SequenceProto{}
+		if err = proto.Unmarshal(b, sp); err == nil {
+			v, err = sequenceFromProto(sp, tp)
+		}
+	} else {
+		op := &onnx.OptionalProto{}
+		if err = proto.Unmarshal(b, op); err == nil {
+			v, err = optionalFromProto(op, tp)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
+}
+
+// sequenceFromProto decodes a sequence of the declared type tp, whose
+// element type stands for an empty sequence's.
+func sequenceFromProto(sp *onnx.SequenceProto, tp *onnx.TypeProto) (*Tensor, error) {
+	inner := tp.GetSequenceType().GetElemType()
+	var elems []*Tensor
+	switch onnx.SequenceProto_DataType(sp.GetElemType()) {
+	case onnx.SequenceProto_TENSOR:
+		for _, t := range sp.GetTensorValues() {
+			e, err := TensorFromProto(t)
+			if err != nil {
+				return nil, err
+			}
+			elems = append(elems, e)
+		}
+	case onnx.SequenceProto_SEQUENCE:
+		for _, s := range sp.GetSequenceValues() {
+			e, err := sequenceFromProto(s, inner)
+			if err != nil {
+				return nil, err
+			}
+			elems = append(elems, e)
+		}
+	case onnx.SequenceProto_OPTIONAL:
+		for _, o := range sp.GetOptionalValues() {
+			e, err := optionalFromProto(o, inner)
+			if err != nil {
+				return nil, err
+			}
+			elems = append(elems, e)
+		}
+	case onnx.SequenceProto_UNDEFINED:
+		if len(sp.GetTensorValues())+len(sp.GetSequenceValues())+len(sp.GetOptionalValues()) > 0 {
+			return nil, errors.New("a sequence with values has no element type")
+		}
+	default:
+		return nil, fmt.Errorf("sequence of element kind %d: the runtime computes no maps or sparse tensors", sp.GetElemType())
+	}
+	dt := innerElemType(tp)
+	if dt == onnx.TensorProto_UNDEFINED && len(elems) > 0 {
+		dt = elems[0].DType
+	}
+	return NewSequence(dt, elems...), nil
+}
+
+// optionalFromProto decodes an optional of the declared type tp.
+func optionalFromProto(op *onnx.OptionalProto, tp *onnx.TypeProto) (*Tensor, error) {
+	inner := tp.GetOptionalType().GetElemType()
+	var v *Tensor
+	var err error
+	switch onnx.OptionalProto_DataType(op.GetElemType()) {
+	case onnx.OptionalProto_UNDEFINED:
+	case onnx.OptionalProto_TENSOR:
+		if op.TensorValue != nil {
+			v, err = TensorFromProto(op.TensorValue)
+		}
+	case onnx.OptionalProto_SEQUENCE:
+		if op.SequenceValue != nil {
+			v, err = sequenceFromProto(op.SequenceValue, inner)
+		}
+	default:
+		return nil, fmt.Errorf("optional of element kind %d: the runtime computes no maps, sparse tensors or nested optionals", op.GetElemType())
+	}
+	if err != nil {
+		return nil, err
+	}
+	return NewOptional(innerElemType(tp), v), nil
 }
 
 // readTensorFile reads a serialized TensorProto.

@@ -56,11 +56,11 @@ func TestConformance(t *testing.T) {
 }
 
 // conformanceTargets is the share of each folder's cases that must pass.
-// The simple folder's sequence and string models are not yet covered.
 var conformanceTargets = map[string]float64{
 	"node":              0.70,
 	"pytorch-converted": 1,
 	"pytorch-operator":  1,
+	"simple":            1,
 }
 
 // checkTarget fails when a folder that ran in full passes fewer cases than

@@ -39,6 +39,7 @@ var opTables = [][]opDef{
 	lossOps,        // ops_loss.go
 	signalOps,      // ops_signal.go
 	visionOps,      // ops_vision.go
+	stringOps,      // ops_string.go
 	mathOps,        // ops_math.go
 }
 

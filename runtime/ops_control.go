@@ -16,8 +16,7 @@ import (
 // loop-carried values alternate between two per value, so that an
 // iteration never writes the buffer its inputs live in.
 //
-// The runtime's values are tensors: bodies that carry sequences or
-// optionals fail to compile on the sequence operators they use.
+// Loop-carried sequences and optionals are copied whole (keep).
 var controlOps = []opDef{
 	// Later versions of If and Loop widen the types only (sequences from
 	// 13, optionals from 16).
@@ -48,8 +47,12 @@ func scalarBool(t *Tensor, what string) (bool, error) {
 }
 
 // keep copies t into the node's buffer slot, so that it outlives the
-// subplan run that produced it.
+// subplan run that produced it. A sequence or an optional is copied
+// whole, since its elements may live in the subplan's buffers.
 func keep(e *env, slot int, t *Tensor) (*Tensor, error) {
+	if t.Kind != KindTensor {
+		return t.Clone(), nil
+	}
 	out, err := e.output(slot, t.DType, t.Shape...)
 	if err != nil {
 		return nil, err
@@ -183,6 +186,9 @@ func compileLoop(n *graph.Node) (kernel, error) {
 			}
 			for k := range scans {
 				t := outs[1+carried+k]
+				if t.Kind != KindTensor {
+					return nil, fmt.Errorf("iteration %d: scan output %d is a %s, not a tensor", i, k, t)
+				}
 				if len(stacks[k]) > 0 && !sameShape(stacks[k][0].Shape, t.Shape) {
 					return nil, fmt.Errorf("iteration %d: scan output %d has shape %v, earlier %v", i, k, t.Shape, stacks[k][0].Shape)
 				}

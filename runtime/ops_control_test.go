@@ -12,14 +12,13 @@ import (
 )
 
 func TestControlSuiteCases(t *testing.T) {
-	const sequences = "sequence and optional values: the runtime's values are tensors"
 	checkSuiteCases(t, []string{"node/test_if", "node/test_loop", "node/test_scan"}, []suiteCase{
 		{path: "node/test_if"},
-		{path: "node/test_if_opt", skip: sequences},
-		{path: "node/test_if_seq", skip: sequences},
+		{path: "node/test_if_opt"},
+		{path: "node/test_if_seq"},
 		{path: "node/test_loop11"},
-		{path: "node/test_loop13_seq", skip: sequences},
-		{path: "node/test_loop16_seq_none", skip: sequences},
+		{path: "node/test_loop13_seq"},
+		{path: "node/test_loop16_seq_none"},
 		{path: "node/test_scan9_sum"},
 		{path: "node/test_scan_sum"},
 	})

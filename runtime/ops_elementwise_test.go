@@ -30,8 +30,6 @@ var elementwiseCases = []string{
 // elementwiseKnown are the node cases of those operators that are expected
 // not to pass, with the reason.
 var elementwiseKnown = map[string]string{
-	"test_identity_opt":      "optional values: the runtime computes tensors only",
-	"test_identity_sequence": "sequence values: the runtime computes tensors only",
 	// Dropout in training mode with a positive ratio is random: the
 	// expected outputs come from numpy's generator, and the kernel
 	// refuses rather than approximates.

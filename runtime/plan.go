@@ -33,6 +33,9 @@ type step struct {
 	in   []ref // -1 slot for an omitted input
 	out  []int // -1 slot for an omitted output
 	env  env
+	// tensorsOnly refuses sequences and optionals as inputs, for the
+	// operators whose kernels take tensors only.
+	tensorsOnly bool
 }
 
 // A ref locates a value: up scopes above the plan that reads it, in slot.
@@ -113,7 +116,7 @@ func compile(g *graph.Graph, parent *Plan) (*Plan, error) {
 		if err != nil {
 			return nil, nodeError(n, err)
 		}
-		s := step{node: n, run: run, env: env{node: n}}
+		s := step{node: n, run: run, env: env{node: n}, tensorsOnly: !takesNonTensors(n)}
 		for _, v := range n.Inputs {
 			if v == nil {
 				s.in = append(s.in, ref{0, -1})
@@ -252,6 +255,9 @@ func (p *Plan) hasInput(name string) bool {
 
 // checkInput checks a caller's tensor against the input's declared type.
 func checkInput(v *graph.Value, t *Tensor) error {
+	if kind, ok := kindOf(v.Type); !ok || kind != KindTensor || t.Kind != KindTensor {
+		return checkValue(v.Name, v.Type, t)
+	}
 	want := v.ElemType()
 	if want != onnx.TensorProto_UNDEFINED && want != t.DType {
 		return fmt.Errorf("input %q: got %s, want %s", v.Name, dtypeName(t.DType), dtypeName(want))
@@ -307,6 +313,9 @@ func (f *frame) run() error {
 			t := f.get(r)
 			if t == nil {
 				return nodeError(s.node, errors.New("an input was not computed"))
+			}
+			if s.tensorsOnly && t.Kind != KindTensor {
+				return nodeError(s.node, fmt.Errorf("input %d is not a tensor but the %s; the operator takes tensors only", len(in), t))
 			}
 			in = append(in, t)
 		}

@@ -10,7 +10,8 @@ import (
 )
 
 // A Tensor is a dense, row-major array: a dtype, a shape and a typed Go
-// slice holding the elements.
+// slice holding the elements. It also carries the runtime's other values,
+// sequences and optionals (see Kind).
 //
 // The runtime keeps its own container rather than gorgonia's tensor.Dense
 // because Dense panics on shapes with a zero dimension, which ONNX allows
@@ -24,6 +25,43 @@ type Tensor struct {
 	// []int16, []int8, []uint64, []uint32, []uint16, []uint8, []bool or
 	// []string, matching DType.
 	Data any
+
+	// Kind is KindTensor, the zero value, for a tensor. A sequence or an
+	// optional holds its values in Elems (an optional holds one, or none
+	// when it is empty) and has DType set to the element type of the
+	// tensors inside, known even when there are none; its Shape and Data
+	// are nil.
+	Kind  Kind
+	Elems []*Tensor
+}
+
+// A Kind tells the values ONNX has besides tensors: sequences (an ordered
+// list of values of one type, of any length) and optionals (a value or
+// nothing). The runtime carries them in a Tensor too, so that plans,
+// subgraphs and kernels move one type of value; only the operators that
+// take them look inside, and the plan refuses them as inputs of every
+// other operator before its kernel runs.
+type Kind uint8
+
+const (
+	KindTensor Kind = iota
+	KindSequence
+	KindOptional
+)
+
+// NewSequence makes a sequence of values whose tensors have element type
+// dt. It holds elems themselves, not copies.
+func NewSequence(dt onnx.TensorProto_DataType, elems ...*Tensor) *Tensor {
+	return &Tensor{DType: dt, Kind: KindSequence, Elems: elems}
+}
+
+// NewOptional makes an optional holding v, or an empty optional for
+// tensors of element type dt when v is nil.
+func NewOptional(dt onnx.TensorProto_DataType, v *Tensor) *Tensor {
+	if v == nil {
+		return &Tensor{DType: dt, Kind: KindOptional}
+	}
+	return &Tensor{DType: v.DType, Kind: KindOptional, Elems: []*Tensor{v}}
 }
 
 // Tensors of the narrow float types (FLOAT16, BFLOAT16, the float8 types)
@@ -88,6 +126,15 @@ func (t *Tensor) Rank() int { return len(t.Shape) }
 
 // String prints the dtype and shape, for error messages.
 func (t *Tensor) String() string {
+	switch t.Kind {
+	case KindSequence:
+		return fmt.Sprintf("sequence of %d %s values", len(t.Elems), dtypeName(t.DType))
+	case KindOptional:
+		if len(t.Elems) == 0 {
+			return fmt.Sprintf("empty optional of %s", dtypeName(t.DType))
+		}
+		return fmt.Sprintf("optional of %s", t.Elems[0])
+	}
 	dims := make([]string, len(t.Shape))
 	for i, d := range t.Shape {
 		dims[i] = fmt.Sprint(d)
@@ -101,6 +148,13 @@ func dtypeName(dt onnx.TensorProto_DataType) string {
 
 // Clone returns a deep copy.
 func (t *Tensor) Clone() *Tensor {
+	if t.Kind != KindTensor {
+		c := &Tensor{DType: t.DType, Kind: t.Kind, Elems: make([]*Tensor, len(t.Elems))}
+		for i, e := range t.Elems {
+			c.Elems[i] = e.Clone()
+		}
+		return c
+	}
 	c := &Tensor{DType: t.DType, Shape: append([]int(nil), t.Shape...)}
 	switch d := t.Data.(type) {
 	case []float32:
@@ -134,6 +188,9 @@ func (t *Tensor) Clone() *Tensor {
 // Dense returns the tensor as a gorgonia tensor sharing its data. It fails
 // for shapes with a zero dimension, which gorgonia cannot hold.
 func (t *Tensor) Dense() (*tensor.Dense, error) {
+	if t.Kind != KindTensor {
+		return nil, fmt.Errorf("gorgonia cannot hold the %s", t)
+	}
 	for _, d := range t.Shape {
 		if d == 0 {
 			return nil, fmt.Errorf("gorgonia cannot hold the empty tensor %s", t)
