@@ -52,7 +52,18 @@ type CaseResult struct {
 // every data set with ConformanceRTol and ConformanceATol. It never
 // panics: a panic in the runtime is reported as StatusError with its
 // message.
-func RunCase(dir string) (res CaseResult) {
+func RunCase(dir string) CaseResult {
+	return runCase(dir, func() (*graph.Model, error) { return graph.Load(filepath.Join(dir, "model.onnx")) })
+}
+
+// RunModelCase is RunCase with m, a model made from the case's (by
+// optimization passes, say), run in place of dir/model.onnx on the case's
+// data sets.
+func RunModelCase(m *graph.Model, dir string) CaseResult {
+	return runCase(dir, func() (*graph.Model, error) { return m, nil })
+}
+
+func runCase(dir string, load func() (*graph.Model, error)) (res CaseResult) {
 	res = CaseResult{Name: filepath.Base(dir), Dir: dir}
 	defer func() {
 		if r := recover(); r != nil {
@@ -68,7 +79,7 @@ func RunCase(dir string) (res CaseResult) {
 		return res
 	}
 
-	m, err := graph.Load(filepath.Join(dir, "model.onnx"))
+	m, err := load()
 	if err != nil {
 		return fail(StatusError, "load: %v", err)
 	}
