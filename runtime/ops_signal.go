@@ -424,7 +424,11 @@ func compileMelWeightMatrix(n *graph.Node) (kernel, error) {
 		for i := range edgeBins {
 			hz := 700 * (math.Pow(10, (float64(i)*step+lowMel)/2595) - 1)
 			edgeBins[i] = int(math.Floor(float64(dftLength+1) * hz / sampleRate))
-			if edgeBins[i] >= spectrumBins {
+			limit := spectrumBins - 1
+			if i == melBins+1 {
+				limit = spectrumBins // the last edge bounds the last band, exclusively
+			}
+			if edgeBins[i] > limit {
 				return nil, fmt.Errorf("mel band edge %g Hz falls in DFT bin %d of %d", hz, edgeBins[i], spectrumBins)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/cmplx"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -279,6 +280,30 @@ func TestWindows(t *testing.T) {
 	wantError(t, err, "size -1")
 	_, err = newOpCall("HannWindow", 17).int("output_datatype", int64(onnx.TensorProto_STRING)).run(i64(t, dims(), 4))
 	wantError(t, err, "output_datatype", "not a numeric type")
+}
+
+func TestMelWeightMatrixOddLength(t *testing.T) {
+	// With dft_length 15 the upper edge, half the sample rate, falls one
+	// past the 8 spectrum bins: it only closes the last band. Each band
+	// peaks at 1 on its centre bin.
+	got, err := newOpCall("MelWeightMatrix", 17).run(i64(t, dims(), 4), i64(t, dims(), 15), i64(t, dims(), 8192),
+		f32(t, dims(), 0), f32(t, dims(), 4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got[0].Shape, dims(8, 4)) {
+		t.Fatalf("shape %v, want [8 4]", got[0].Shape)
+	}
+	w := float64s(got[0])
+	for band := range 4 {
+		peak := 0.0
+		for bin := range 8 {
+			peak = max(peak, w[bin*4+band])
+		}
+		if peak != 1 {
+			t.Errorf("band %d peaks at %g, want 1", band, peak)
+		}
+	}
 }
 
 func TestMelWeightMatrixRejects(t *testing.T) {

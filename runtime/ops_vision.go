@@ -396,7 +396,7 @@ type roiAlignKernel struct {
 	spatialScale  float64
 	halfPixel     bool // shift the region by half a pixel: half_pixel mode
 	x, rois, out  []float64
-	taps          []bilinearTap
+	taps          []bilinearTap // the samples of one bin
 }
 
 // A bilinearTap is one sampling point of a bin: the offsets of its four
@@ -502,51 +502,20 @@ func (k *roiAlignKernel) run(e *env, in []*Tensor) ([]*Tensor, error) {
 			roiW, roiH = max(roiW, 1), max(roiH, 1)
 		}
 		binH, binW := roiH/float64(k.outH), roiW/float64(k.outW)
-		gridH, gridW := k.samplingRatio, k.samplingRatio
+		gh, gw := float64(k.samplingRatio), float64(k.samplingRatio)
 		if k.samplingRatio == 0 {
-			gridH, gridW = int(math.Ceil(binH)), int(math.Ceil(binW))
+			// An inverted region has no samples and pools to 0, as in
+			// the reference.
+			gh, gw = max(math.Ceil(binH), 0), max(math.Ceil(binW), 0)
 		}
-		if gridH < 0 || gridW < 0 || gridH*gridW > maxElements/max(1, bins) {
-			return nil, fmt.Errorf("region %d, %v, needs too many samples per bin", r, box)
+		if !(gh*gw <= maxElements) {
+			return nil, fmt.Errorf("region %d, %v, needs %g×%g samples per bin", r, box, gh, gw)
 		}
-		count := max(gridH*gridW, 1)
-		taps := k.regionTaps(height, width, y1, x1, binH, binW, gridH, gridW)
-		for c := range channels {
-			img := src[(int(b)*channels+c)*plane : (int(b)*channels+c+1)*plane]
-			o := dst[(r*channels+c)*bins : (r*channels+c+1)*bins]
-			for bin := range o {
-				ts := taps[bin*gridH*gridW : (bin+1)*gridH*gridW]
-				if !k.maxMode {
-					sum := 0.0
-					for _, t := range ts {
-						sum += t.w[0]*img[t.at[0]] + t.w[1]*img[t.at[1]] + t.w[2]*img[t.at[2]] + t.w[3]*img[t.at[3]]
-					}
-					o[bin] = sum / float64(count)
-					continue
-				}
-				// As the reference does, the maximum is over the weighted
-				// neighbours of every sample.
-				m := 0.0
-				for i, t := range ts {
-					v := max(t.w[0]*img[t.at[0]], t.w[1]*img[t.at[1]], t.w[2]*img[t.at[2]], t.w[3]*img[t.at[3]])
-					if i == 0 || v > m {
-						m = v
-					}
-				}
-				o[bin] = m
-			}
-		}
-	}
-	storeFloats(out, dst)
-	return []*Tensor{out}, nil
-}
-
-// regionTaps computes the sampling points of every bin of a region, bin
-// by bin in row-major order, shared by all channels.
-func (k *roiAlignKernel) regionTaps(height, width int, y1, x1, binH, binW float64, gridH, gridW int) []bilinearTap {
-	taps := k.taps[:0]
-	for ph := range k.outH {
-		for pw := range k.outW {
+		gridH, gridW := int(gh), int(gw)
+		count := float64(max(gridH*gridW, 1))
+		for bin := range bins {
+			ph, pw := bin/k.outW, bin%k.outW
+			taps := k.taps[:0]
 			for iy := range gridH {
 				y := y1 + float64(ph)*binH + (float64(iy)+0.5)*binH/float64(gridH)
 				for ix := range gridW {
@@ -554,10 +523,36 @@ func (k *roiAlignKernel) regionTaps(height, width int, y1, x1, binH, binW float6
 					taps = append(taps, bilinearAt(height, width, y, x))
 				}
 			}
+			k.taps = taps
+			for c := range channels {
+				img := src[(int(b)*channels+c)*plane : (int(b)*channels+c+1)*plane]
+				dst[(r*channels+c)*bins+bin] = k.pool(img, taps, count)
+			}
 		}
 	}
-	k.taps = taps
-	return taps
+	storeFloats(out, dst)
+	return []*Tensor{out}, nil
+}
+
+// pool averages the bilinear samples of one bin over count, or, as the
+// reference does for max, takes the maximum over the weighted neighbours
+// of every sample.
+func (k *roiAlignKernel) pool(img []float64, taps []bilinearTap, count float64) float64 {
+	if !k.maxMode {
+		sum := 0.0
+		for _, t := range taps {
+			sum += t.w[0]*img[t.at[0]] + t.w[1]*img[t.at[1]] + t.w[2]*img[t.at[2]] + t.w[3]*img[t.at[3]]
+		}
+		return sum / count
+	}
+	m := 0.0
+	for i, t := range taps {
+		v := max(t.w[0]*img[t.at[0]], t.w[1]*img[t.at[1]], t.w[2]*img[t.at[2]], t.w[3]*img[t.at[3]])
+		if i == 0 || v > m {
+			m = v
+		}
+	}
+	return m
 }
 
 // bilinearAt gives the neighbours and weights of point (y, x), clamped

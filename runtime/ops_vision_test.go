@@ -196,6 +196,18 @@ func TestRoiAlignModes(t *testing.T) {
 	}
 }
 
+func TestRoiAlignInvertedRegion(t *testing.T) {
+	// With half_pixel a region ending before it starts has negative bins
+	// and no samples: it pools to 0, as in the reference.
+	got, err := newOpCall("RoiAlign", 16).run(gridImage(t), f32(t, dims(1, 4), 1, 1, 0, 0), i64(t, dims(1), 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantClose(t, got[0], dims(1, 1, 1, 1), 0)
+	_, err = newOpCall("RoiAlign", 16).run(gridImage(t), f32(t, dims(1, 4), 0, 0, 1e30, 1e30), i64(t, dims(1), 0))
+	wantError(t, err, "samples per bin")
+}
+
 func TestRoiAlign10IsOutputHalfPixel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	x := randomTensor(rng, onnx.TensorProto_FLOAT, 2, 3, 6, 5)
