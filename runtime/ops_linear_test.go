@@ -505,12 +505,12 @@ func TestGemmOpsetDifferences(t *testing.T) {
 	}
 }
 
-// TestGemmBlocks checks products of several gonum blocks in each
-// dimension, which gemmInto splits itself when one P runs the plan and
-// leaves to gonum's goroutines otherwise.
+// TestGemmBlocks checks products of several blocks in each dimension,
+// which gemmInto splits itself when one P runs the plan and leaves to
+// gonum's goroutines otherwise.
 func TestGemmBlocks(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
-	const m, k, n = 70, 130, 75
+	const m, k, n = 70, 130, 200
 	for _, procs := range []int{1, 2} {
 		for _, dt := range []onnx.TensorProto_DataType{onnx.TensorProto_FLOAT, onnx.TensorProto_DOUBLE} {
 			for _, trans := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
