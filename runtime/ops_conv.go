@@ -230,9 +230,8 @@ func compileConv(n *graph.Node) (kernel, error) {
 	}, nil
 }
 
-// convInputs checks Conv's and ConvTranspose's X, W and B and returns
-// them. wChannelsIn says which dimension of W counts input channels per
-// group (1 for Conv, 0 for ConvTranspose).
+// convInputs checks the ranks and types of Conv's and ConvTranspose's X,
+// W and B, and returns them.
 func convInputs(op string, in []*Tensor) (x, w, b *Tensor, err error) {
 	if len(in) < 2 || in[0] == nil || in[1] == nil {
 		return nil, nil, nil, fmt.Errorf("%s needs inputs X and W", op)
@@ -349,7 +348,7 @@ func convForward[T blasFloat](s *convShape, x, w, bias, y []T, scratch *[]T) {
 	// Images per im2col matrix.
 	per := 1
 	if outVol < im2colColumns {
-		per = min(s.batch, (im2colColumns+outVol-1)/outVol, max(1, maxIm2colElements/(rows*outVol)))
+		per = min(s.batch, (im2colColumns+outVol-1)/outVol, max(1, maxIm2colElements/max(1, rows*outVol)))
 	}
 	cols := per * outVol
 	col := scratchSlice(scratch, rows*cols+outChannelsG*cols)

@@ -418,3 +418,23 @@ func TestConvFloat16RoundsOutput(t *testing.T) {
 		t.Errorf("got %s %v, want float16 1", out[0], got)
 	}
 }
+
+func TestConvEmpty(t *testing.T) {
+	// No input channels: every output is its bias.
+	x := &Tensor{DType: onnx.TensorProto_FLOAT, Shape: []int{2, 0, 3, 3}, Data: []float32{}}
+	w := &Tensor{DType: onnx.TensorProto_FLOAT, Shape: []int{2, 0, 2, 2}, Data: []float32{}}
+	b := &Tensor{DType: onnx.TensorProto_FLOAT, Shape: []int{2}, Data: []float32{1, -1}}
+	out, err := newOpCall("Conv", 17).run(x, w, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{1, 1, 1, 1, -1, -1, -1, -1, 1, 1, 1, 1, -1, -1, -1, -1}
+	checkAgainst(t, out[0], []int{2, 2, 2, 2}, want)
+	// No images.
+	x = &Tensor{DType: onnx.TensorProto_FLOAT, Shape: []int{0, 1, 3, 3}, Data: []float32{}}
+	w = &Tensor{DType: onnx.TensorProto_FLOAT, Shape: []int{2, 1, 2, 2}, Data: make([]float32, 8)}
+	if out, err = newOpCall("Conv", 17).run(x, w); err != nil {
+		t.Fatal(err)
+	}
+	checkAgainst(t, out[0], []int{0, 2, 2, 2}, nil)
+}
