@@ -42,6 +42,12 @@ func TestConformance(t *testing.T) {
 					mu.Lock()
 					results[folder] = append(results[folder], res)
 					mu.Unlock()
+					if known, ok := knownDivergent[res.Name]; ok {
+						if res.Status == StatusPass || !strings.Contains(res.Err, known.err) {
+							t.Fatalf("known divergence changed: now %s %q; want an error containing %q (%s)", res.Status, res.Err, known.err, known.why)
+						}
+						t.Skipf("known divergence: %s", known.why)
+					}
 					switch res.Status {
 					case StatusPass:
 					case StatusUnsupported:
@@ -54,6 +60,20 @@ func TestConformance(t *testing.T) {
 		})
 	}
 }
+
+// knownDivergent lists the cases where the suite's data, not the runtime,
+// is wrong by the current spec. Each must keep failing with err; the
+// subtest fails if one starts passing, so the list cannot go stale.
+var knownDivergent = map[string]struct{ err, why string }{
+	"test_cast_FLOAT_to_BFLOAT16": {"max abs err 0.00390625",
+		"ONNX 1.12 generated the expected bfloat16 values by truncating float32; Cast rounds to nearest even, as the spec says since ONNX 1.14"},
+	"test_castlike_FLOAT_to_BFLOAT16":          {`input "like": got rank 1 [1], want rank 2 [3,4]`, castLikeData},
+	"test_castlike_FLOAT_to_BFLOAT16_expanded": {`input "like": got rank 1 [1], want rank 2 [3,4]`, castLikeData},
+	"test_castlike_BFLOAT16_to_FLOAT":          {`input "like": got rank 1 [1], want rank 2 [3,4]`, castLikeData},
+	"test_castlike_BFLOAT16_to_FLOAT_expanded": {`input "like": got rank 1 [1], want rank 2 [3,4]`, castLikeData},
+}
+
+const castLikeData = "the test data gives input \"like\" shape [1] where the model declares [3,4]; the runtime checks inputs against declared shapes"
 
 // conformanceTargets is the share of each folder's cases that must pass.
 var conformanceTargets = map[string]float64{

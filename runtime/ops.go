@@ -61,10 +61,12 @@ func lookupOp(domain, op string, opset int64) (opDef, bool) {
 	return best, found
 }
 
-// UnsupportedError reports an operator the runtime lacks.
+// UnsupportedError reports an operator the runtime lacks, or a use of one
+// it does not compute (Reason says which).
 type UnsupportedError struct {
 	Op, Domain, Node string
 	Opset            int64
+	Reason           string // empty when the op itself is missing
 }
 
 func (e *UnsupportedError) Error() string {
@@ -72,7 +74,18 @@ func (e *UnsupportedError) Error() string {
 	if domain == "" {
 		domain = "ai.onnx"
 	}
-	return fmt.Sprintf("unsupported op %s (%s, opset %d) at node %q", e.Op, domain, e.Opset, e.Node)
+	msg := fmt.Sprintf("unsupported op %s (%s, opset %d) at node %q", e.Op, domain, e.Opset, e.Node)
+	if e.Reason != "" {
+		msg += ": " + e.Reason
+	}
+	return msg
+}
+
+// unsupported reports that the node of e is used in a way the runtime
+// does not compute.
+func (e *env) unsupported(format string, args ...any) error {
+	n := e.node
+	return &UnsupportedError{Op: n.OpType, Domain: n.Domain, Node: n.Name, Opset: n.Opset(), Reason: fmt.Sprintf(format, args...)}
 }
 
 // Supported reports whether the runtime has a kernel for op in domain at

@@ -1968,7 +1968,7 @@ func compileDropout(n *graph.Node) (kernel, error) {
 				ratio = r[0]
 			}
 			if training[0] && ratio > 0 {
-				return nil, fmt.Errorf("training_mode is true with ratio %g: random dropout is not computed", ratio)
+				return nil, e.unsupported("training_mode is true with ratio %g: random dropout cannot be reproduced", ratio)
 			}
 		}
 		if !wantMask {
