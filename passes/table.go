@@ -9,6 +9,16 @@ func Table() []Info {
 			Doc: "drop unused initializers and inputs shadowing them\n\nInitializers no node reads are removed. Graph inputs that merely give an initializer a default a caller could override (IR < 4 exports list every weight as an input) are removed from the inputs, so the weights become constants that later passes can fold."},
 		{Name: "identity", New: func() Pass { return &identityElimination{} },
 			Doc: "remove Identity and inference-mode Dropout\n\nReaders of the node's output read its input instead. Where the output is a graph output, the input's producer writes it directly. Dropout is removed when its mask is unused and it is not in training mode."},
+		{Name: "fold-constants", New: func() Pass { return &foldConstants{} },
+			Doc: "evaluate nodes whose inputs are all constants\n\nA node reading only constants (initializers no graph input overrides, Constant outputs) is run once on the runtime, so its numbers are the runtime's own, and its outputs become initializers. Constant nodes become initializers. Shape and Size of values whose shape is static are answered from it, so PyTorch's Shape→Gather→Concat→Reshape chains fold. Random ops, ops with subgraphs and DequantizeLinear (quantized weights) are left, and so is a result over --fold-limit bytes unless it replaces constants as large that only it reads."},
+		{Name: "cse", New: func() Pass { return &commonSubexpressions{} },
+			Doc: "merge nodes and initializers that repeat others\n\nA node of a standard domain with the same op, inputs and attributes as an earlier one is removed and its readers read the earlier one's outputs; a graph output keeps its name. Constant initializers with the same type, shape and data are merged. Random ops and ops with subgraphs are left."},
+		{Name: "cast", New: func() Pass { return &redundantCasts{} },
+			Doc: "remove casts that change no value\n\nA Cast or CastLike to its input's own type is removed. Cast(Cast(x, B), C) reads x directly when B holds every value of x's type exactly and C is x's type or holds every value of B (float32→float64→float32, int32→int64→int32); a narrowing round trip such as float32→float16→float32 rounds, and stays."},
+		{Name: "transpose", New: func() Pass { return &transposes{} },
+			Doc: "fuse consecutive Transposes, drop identity ones\n\nA Transpose of a Transpose reads the first one's input with the composed permutation; a Transpose whose permutation keeps every axis in place is removed."},
+		{Name: "reshape", New: func() Pass { return &reshapes{} },
+			Doc: "collapse Reshape chains, drop no-op reshapes\n\nA Reshape to a constant shape reading a Reshape, Flatten, Squeeze or Unsqueeze reads that node's input instead, unless its shape has 0 entries that copy the intermediate sizes. A Reshape to its input's own shape (known statically, or entry by entry), and a Flatten or Squeeze whose output has its input's static shape, are removed."},
 	}
 }
 
@@ -16,6 +26,11 @@ func Table() []Info {
 // passes are named.
 var defaultPipeline = []string{
 	"identity",
+	"fold-constants",
+	"cse",
+	"cast",
+	"transpose",
+	"reshape",
 	"deadcode",
 	"unused-initializers",
 }
