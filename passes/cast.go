@@ -30,14 +30,14 @@ func (*redundantCasts) Run(m *graph.Model, env *Env) (Result, error) {
 
 // removeCasts makes Cast(Cast(x, B), C) read x when B holds every value of
 // x's type exactly and C holds every value of B (or is x's type), and
-// removes each cast to its input's own type. It counts the nodes rewired
-// and removed.
+// removes each cast to its input's own type. It counts the nodes removed
+// and the nodes rewired that remain.
 func removeCasts(g *graph.Graph, env *Env) (int, error) {
 	if err := g.Sort(); err != nil {
 		return 0, err
 	}
 	types := inferTypes(g)
-	changes := 0
+	var r rewrites
 	for _, n := range slices.Clone(g.Nodes) {
 		to, ok := castTarget(n, types)
 		if !ok || n.Inputs[0] == nil {
@@ -50,24 +50,20 @@ func removeCasts(g *graph.Graph, env *Env) (int, error) {
 				from := types.elem(src)
 				if exact(from, mid) && (to == from || exact(mid, to)) {
 					n.SetInput(0, src)
-					changes++
-					changes += removeIfDead(g, p)
+					r.rewire(n)
+					r.removeIfDead(g, p)
 				}
 			}
 		}
 		if types.elem(n.Inputs[0]) != to {
 			continue
 		}
-		done, err := bypass(g, n, env)
-		if err != nil {
-			return changes, err
-		}
-		if done {
-			changes++
+		if err := r.bypass(g, n, env); err != nil {
+			return r.count(), err
 		}
 	}
 	g.Prune()
-	return changes, nil
+	return r.count(), nil
 }
 
 // castTarget returns the element type a Cast or CastLike node n converts
@@ -86,17 +82,48 @@ func castTarget(n *graph.Node, types inferred) (onnx.TensorProto_DataType, bool)
 	return to, to != onnx.TensorProto_UNDEFINED
 }
 
-// removeIfDead removes n, a node of g or an enclosing graph, when nothing
-// reads its outputs any more, and returns the number of nodes removed. A
-// node of an enclosing graph is left to deadcode, since that graph's node
-// list is being walked.
-func removeIfDead(g *graph.Graph, n *graph.Node) int {
-	if n.Graph != g || isLive(g, n) {
-		return 0
-	}
-	g.RemoveNode(n)
-	return 1
+// rewrites counts the changes of a pass that rewires and removes nodes:
+// the nodes removed, and the nodes rewired that remain.
+type rewrites struct {
+	removed int
+	rewired map[*graph.Node]bool
 }
+
+// rewire records that n reads other inputs now.
+func (r *rewrites) rewire(n *graph.Node) {
+	if r.rewired == nil {
+		r.rewired = map[*graph.Node]bool{}
+	}
+	r.rewired[n] = true
+}
+
+// dropped records that n was removed.
+func (r *rewrites) dropped(n *graph.Node) {
+	r.removed++
+	delete(r.rewired, n)
+}
+
+// removeIfDead removes n, a node of g or an enclosing graph, when nothing
+// reads its outputs any more. A node of an enclosing graph is left to
+// deadcode, since that graph's node list is being walked.
+func (r *rewrites) removeIfDead(g *graph.Graph, n *graph.Node) {
+	if n.Graph == g && !isLive(g, n) {
+		g.RemoveNode(n)
+		r.dropped(n)
+	}
+}
+
+// bypass removes n, whose output equals its input, where it can (see
+// bypass).
+func (r *rewrites) bypass(g *graph.Graph, n *graph.Node, env *Env) error {
+	done, err := bypass(g, n, env)
+	if done {
+		r.dropped(n)
+	}
+	return err
+}
+
+func (r *rewrites) count() int { return r.removed + len(r.rewired) }
 
 // exact reports whether every value of type a converts to type b and back
 // unchanged.

@@ -31,13 +31,13 @@ func (*reshapes) Run(m *graph.Model, env *Env) (Result, error) {
 // Flatten, Squeeze or Unsqueeze read that node's input instead, when its
 // own shape copies nothing from the intermediate shape; then it removes
 // the Reshapes, Flattens and Squeezes whose output has their input's
-// shape. It counts the nodes rewired and removed.
+// shape. It counts the nodes removed and the nodes rewired that remain.
 func collapseReshapes(g *graph.Graph, env *Env) (int, error) {
 	if err := g.Sort(); err != nil {
 		return 0, err
 	}
 	types := inferTypes(g)
-	changes := 0
+	var r rewrites
 	for _, n := range slices.Clone(g.Nodes) {
 		if !isStandard(n) || n.Input(0) == nil || len(n.Outputs) != 1 || n.Outputs[0] == nil {
 			continue
@@ -52,8 +52,8 @@ func collapseReshapes(g *graph.Graph, env *Env) (int, error) {
 			allowZero := n.AttrInt("allowzero", 0) != 0
 			if p := n.Inputs[0].Producer; p != nil && isReshaping(p) && (allowZero || !slices.Contains(target, 0)) {
 				n.SetInput(0, p.Inputs[0])
-				changes++
-				changes += removeIfDead(g, p)
+				r.rewire(n)
+				r.removeIfDead(g, p)
 			}
 			noop = keepsShape(types, n.Inputs[0], target, allowZero)
 		case "Flatten", "Squeeze":
@@ -63,16 +63,12 @@ func collapseReshapes(g *graph.Graph, env *Env) (int, error) {
 		if !noop && !sameStaticShape(types, n.Inputs[0], n.Outputs[0]) {
 			continue
 		}
-		done, err := bypass(g, n, env)
-		if err != nil {
-			return changes, err
-		}
-		if done {
-			changes++
+		if err := r.bypass(g, n, env); err != nil {
+			return r.count(), err
 		}
 	}
 	g.Prune()
-	return changes, nil
+	return r.count(), nil
 }
 
 // isReshaping reports whether n only reshapes its first input: its output

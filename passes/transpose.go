@@ -30,13 +30,14 @@ func (*transposes) Run(m *graph.Model, env *Env) (Result, error) {
 
 // fuseTransposes makes each Transpose of a Transpose read the first one's
 // input with the composed permutation, then removes the Transposes whose
-// permutation is the identity. It counts the nodes rewired and removed.
+// permutation is the identity. It counts the nodes removed and the nodes
+// rewired that remain.
 func fuseTransposes(g *graph.Graph, env *Env) (int, error) {
 	if err := g.Sort(); err != nil {
 		return 0, err
 	}
 	types := inferTypes(g)
-	changes := 0
+	var r rewrites
 	for _, n := range slices.Clone(g.Nodes) {
 		perm, ok := permOf(n, types)
 		if !ok {
@@ -52,23 +53,19 @@ func fuseTransposes(g *graph.Graph, env *Env) (int, error) {
 				perm = composed
 				n.SetInput(0, p.Inputs[0])
 				n.SetAttr(&onnx.AttributeProto{Name: proto.String("perm"), Type: onnx.AttributeProto_INTS.Enum(), Ints: composed})
-				changes++
-				changes += removeIfDead(g, p)
+				r.rewire(n)
+				r.removeIfDead(g, p)
 			}
 		}
 		if !isIdentityPerm(perm) {
 			continue
 		}
-		done, err := bypass(g, n, env)
-		if err != nil {
-			return changes, err
-		}
-		if done {
-			changes++
+		if err := r.bypass(g, n, env); err != nil {
+			return r.count(), err
 		}
 	}
 	g.Prune()
-	return changes, nil
+	return r.count(), nil
 }
 
 // permOf returns the permutation of Transpose node n: its perm attribute,
