@@ -37,8 +37,6 @@ var sequenceOps = []opDef{
 	// test_loop16_seq_none does so).
 	{"", "OptionalHasElement", 15, compileOptionalHasElement},
 	{"", "OptionalGetElement", 15, compileOptionalGetElement},
-	// Gradient has no table of its own; it lives in ops_gradient.go.
-	{"ai.onnx.preview.training", "Gradient", 1, compileGradient},
 }
 
 // takesNonTensors reports whether n's operator accepts sequences and
@@ -109,11 +107,8 @@ func checkValue(name string, tp *onnx.TypeProto, v *Tensor) error {
 	var inner *onnx.TypeProto
 	switch v.Kind {
 	case KindTensor:
-		if n := v.Len(); n != mustElements(v.Shape) {
-			return fmt.Errorf("input %q: %d elements do not fill shape %v", name, n, v.Shape)
-		}
-		if dt, _, ok := sliceInfo(v.Data); !ok || (dt != v.DType && !sameCompute(dt, v.DType)) {
-			return fmt.Errorf("input %q: %T does not hold %s", name, v.Data, dtypeName(v.DType))
+		if err := v.checkData(); err != nil {
+			return fmt.Errorf("input %q: %w", name, err)
 		}
 		return nil
 	case KindSequence:
@@ -138,17 +133,6 @@ func checkValue(name string, tp *onnx.TypeProto, v *Tensor) error {
 		}
 	}
 	return nil
-}
-
-// sameCompute reports whether the runtime holds dtype dt in the Go slice
-// its computing type has: the narrow float types compute as float32.
-func sameCompute(slice, dt onnx.TensorProto_DataType) bool {
-	data, err := makeSlice(dt, 0)
-	if err != nil {
-		return false
-	}
-	got, _, _ := sliceInfo(data)
-	return got == slice
 }
 
 func kindName(k Kind) string {

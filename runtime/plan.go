@@ -262,8 +262,8 @@ func checkInput(v *graph.Value, t *Tensor) error {
 	if want != onnx.TensorProto_UNDEFINED && want != t.DType {
 		return fmt.Errorf("input %q: got %s, want %s", v.Name, dtypeName(t.DType), dtypeName(want))
 	}
-	if n := t.Len(); n != mustElements(t.Shape) {
-		return fmt.Errorf("input %q: %d elements do not fill shape %v", v.Name, n, t.Shape)
+	if err := t.checkData(); err != nil {
+		return fmt.Errorf("input %q: %w", v.Name, err)
 	}
 	shape, ok := v.Shape()
 	if !ok {

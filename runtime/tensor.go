@@ -265,3 +265,20 @@ func makeSlice(dt onnx.TensorProto_DataType, n int) (any, error) {
 	}
 	return nil, fmt.Errorf("the runtime does not compute in %s", dtypeName(dt))
 }
+
+// checkData checks that a tensor's Go slice is the one its dtype computes
+// in and that its elements fill its shape, so that kernels can trust both.
+func (t *Tensor) checkData() error {
+	want, err := makeSlice(t.DType, 0)
+	if err != nil {
+		return err
+	}
+	got, n, ok := sliceInfo(t.Data)
+	if wantType, _, _ := sliceInfo(want); !ok || got != wantType {
+		return fmt.Errorf("%T does not hold %s", t.Data, dtypeName(t.DType))
+	}
+	if n != mustElements(t.Shape) {
+		return fmt.Errorf("%d elements do not fill shape %v", n, t.Shape)
+	}
+	return nil
+}
