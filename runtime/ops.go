@@ -41,6 +41,7 @@ var opTables = [][]opDef{
 	visionOps,      // ops_vision.go
 	stringOps,      // ops_string.go
 	mathOps,        // ops_math.go
+	trainingOps,    // ops_training.go
 }
 
 // lookupOp finds the definition for op in domain at the given opset: the
