@@ -71,6 +71,8 @@ var knownDivergent = map[string]struct{ err, why string }{
 	"test_castlike_FLOAT_to_BFLOAT16_expanded": {`input "like": got rank 1 [1], want rank 2 [3,4]`, castLikeData},
 	"test_castlike_BFLOAT16_to_FLOAT":          {`input "like": got rank 1 [1], want rank 2 [3,4]`, castLikeData},
 	"test_castlike_BFLOAT16_to_FLOAT_expanded": {`input "like": got rank 1 [1], want rank 2 [3,4]`, castLikeData},
+	"test_adam_multiple": {`output 0 "X1_new": got float[1], want float[1], max abs err 0.00317`,
+		"the model omits the epsilon=0.01 its expected outputs were computed with (onnx/onnx#7749, fixed upstream by adding the attribute)"},
 }
 
 const castLikeData = "the test data gives input \"like\" shape [1] where the model declares [3,4]; the runtime checks inputs against declared shapes"
