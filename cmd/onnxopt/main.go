@@ -35,6 +35,7 @@ var commands = []command{
 	{name: "optimize", summary: "run cleanup passes (or those named) and write the result", usage: "optimize MODEL -o OUT [--passes a,b,...] [--verify] [--json]", run: runOptimize},
 	{name: "passes", summary: "list every pass with its doc line and options", usage: "passes", run: runPasses},
 	{name: "run", summary: "run a model in onnxopt's runtime on inputs from files", usage: "run MODEL --input NAME=FILE ... [--output-dir DIR] [--npy] [--json]", run: runRun},
+	{name: "verify", summary: "check a candidate's outputs and layers against a reference model or expected outputs", usage: "verify REFERENCE CANDIDATE | MODEL --test-data DIR [--input NAME=FILE|--test-data DIR|--calibration FILE] [--backend ours|ort|both] [--per-layer] [--json]", run: runVerify},
 	{name: "conformance", summary: "run ONNX conformance cases (model.onnx + test_data_set_N) and report coverage", usage: "conformance DIR... [--json] [-v]", run: runConformance},
 }
 
