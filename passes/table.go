@@ -19,18 +19,27 @@ func Table() []Info {
 			Doc: "fuse consecutive Transposes, drop identity ones\n\nA Transpose of a Transpose reads the first one's input with the composed permutation; a Transpose whose permutation keeps every axis in place is removed."},
 		{Name: "reshape", New: func() Pass { return &reshapes{} },
 			Doc: "collapse Reshape chains, drop no-op reshapes\n\nA Reshape to a constant shape reading a Reshape, Flatten, Squeeze or Unsqueeze reads that node's input instead, unless its shape has 0 entries that copy the intermediate sizes. A Reshape to its input's own shape (known statically, or entry by entry), and a Flatten or Squeeze whose output has its input's static shape, are removed."},
+		{Name: "fuse-gemm", New: func() Pass { return &fuseGemm{} },
+			Doc: "fuse MatMul and Add of a constant bias into Gemm\n\nA MatMul of a 2-D A by a constant 2-D B, read only by an Add of a constant bias that broadcasts to the product's [M, N] shape ([N], [1, N], [M, N] and the like), becomes one Gemm with the bias as C."},
+		{Name: "fold-batchnorm", New: func() Pass { return &foldBatchNorm{} },
+			Doc: "fold BatchNormalization into Conv, ConvTranspose, Gemm\n\nAn inference BatchNormalization reading a layer's output that nothing else reads is folded into the layer's constant weights and bias, per output channel: W·γ/√(σ²+ε) and (b−μ)·γ/√(σ²+ε)+β, computed in float64. Weights other nodes share are copied first. The normalized value keeps its name."},
 	}
 }
 
 // defaultPipeline is the cleanup that "onnxopt optimize" runs when no
 // passes are named.
 var defaultPipeline = []string{
+	// First, so that weights IR < 4 exports also list as inputs are
+	// constants the folds can use; last, to drop what the folds replaced.
+	"unused-initializers",
 	"identity",
 	"fold-constants",
 	"cse",
 	"cast",
 	"transpose",
 	"reshape",
+	"fuse-gemm",
+	"fold-batchnorm",
 	"deadcode",
 	"unused-initializers",
 }
