@@ -131,8 +131,10 @@ func parse(fs *pflag.FlagSet, args []string, minArgs, maxArgs int) error {
 		switch {
 		case minArgs == maxArgs:
 			return usagef("want %d argument(s), got %d", minArgs, n)
-		default:
+		case n < minArgs:
 			return usagef("want at least %d argument(s), got %d", minArgs, n)
+		default:
+			return usagef("want at most %d argument(s), got %d", maxArgs, n)
 		}
 	}
 	return nil
