@@ -91,17 +91,6 @@ func tensorKey(t *onnx.TensorProto, data []byte) [sha256.Size]byte {
 	return key
 }
 
-// renameAgain records that the value called old is now called new: what
-// was carried by old is carried by new.
-func (e *Env) renameAgain(old, new string) {
-	for k, v := range e.Renamed {
-		if v == old {
-			e.Renamed[k] = new
-		}
-	}
-	e.rename(old, new)
-}
-
 // mergeNodes replaces the outputs of each node that repeats an earlier
 // one's computation (op, inputs and attributes) with the earlier one's.
 // Nodes are visited in order, so that chains of repeats merge in one
@@ -211,7 +200,7 @@ func mergeNode(g *graph.Graph, keep, drop *graph.Node, env *Env) (bool, error) {
 		if err := w.Rename(name); err != nil {
 			return false, fmt.Errorf("node %s: %w", drop, err)
 		}
-		env.renameAgain(old, name)
+		env.rename(old, name)
 	}
 	return true, nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"onnxopt/graph"
 	"onnxopt/onnx"
-	"onnxopt/runtime"
 )
 
 // Folding reassociates float arithmetic (the BatchNormalization scale
@@ -21,44 +20,6 @@ const (
 	foldRTol = 1e-5
 	foldATol = 1e-6
 )
-
-// checkPassClose is checkPass for passes that reassociate float math: it
-// runs one pass on m, checks that the model verifies and survives a save
-// and load, and that the outputs match the original's within rtol and
-// atol.
-func checkPassClose(t *testing.T, m *graph.Model, name string, rtol, atol float64) Result {
-	t.Helper()
-	info, ok := Lookup(name)
-	if !ok {
-		t.Fatalf("no pass %q", name)
-	}
-	inputs, err := runtime.RandomInputs(m.Graph, 1, -1, 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := run(t, m, inputs)
-	res, err := info.New().Run(m, &Env{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Graph.Sort(); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Verify(); err != nil {
-		t.Fatal(err)
-	}
-	back, err := graph.FromProto(proto.CloneOf(m.ToProto()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := run(t, back, inputs)
-	for name, w := range want {
-		if maxAbs, maxRel, ok := runtime.Compare(got[name], w, rtol, atol); !ok {
-			t.Errorf("output %q changed by up to %g (relative %g; rtol %g, atol %g)", name, maxAbs, maxRel, rtol, atol)
-		}
-	}
-	return res
-}
 
 // weights adds a float32 initializer of the given shape filled with
 // seeded values in [lo, hi).

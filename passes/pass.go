@@ -72,10 +72,17 @@ type Env struct {
 	Warnf func(format string, args ...any)
 }
 
-// rename records that value old is now carried by value new.
+// rename records that value old is now carried by value new, and points
+// earlier renames to old at new too, so that every entry names a value
+// that exists.
 func (e *Env) rename(old, new string) {
 	if e.Renamed == nil {
 		e.Renamed = map[string]string{}
+	}
+	for k, v := range e.Renamed {
+		if v == old {
+			e.Renamed[k] = new
+		}
 	}
 	e.Renamed[old] = new
 }

@@ -69,8 +69,16 @@ func run(t *testing.T, m *graph.Model, inputs map[string]*runtime.Tensor) map[st
 }
 
 // checkPass runs one pass on m and checks that the model verifies, that
-// the outputs match the original's exactly, and returns the result.
+// it survives a save and load, and that the outputs match the original's
+// exactly.
 func checkPass(t *testing.T, m *graph.Model, name string) Result {
+	t.Helper()
+	return checkPassClose(t, m, name, 0, 0)
+}
+
+// checkPassClose is checkPass for passes that reassociate float math: the
+// outputs must match the original's within rtol and atol.
+func checkPassClose(t *testing.T, m *graph.Model, name string, rtol, atol float64) Result {
 	t.Helper()
 	info, ok := Lookup(name)
 	if !ok {
@@ -91,15 +99,14 @@ func checkPass(t *testing.T, m *graph.Model, name string) Result {
 	if err := m.Verify(); err != nil {
 		t.Fatal(err)
 	}
-	// Saving and loading keeps the rewrite.
 	back, err := graph.FromProto(proto.CloneOf(m.ToProto()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := run(t, back, inputs)
 	for name, w := range want {
-		if maxAbs, _, ok := runtime.Compare(got[name], w, 0, 0); !ok {
-			t.Errorf("output %q changed by %g", name, maxAbs)
+		if maxAbs, maxRel, ok := runtime.Compare(got[name], w, rtol, atol); !ok {
+			t.Errorf("output %q changed by up to %g (relative %g; rtol %g, atol %g)", name, maxAbs, maxRel, rtol, atol)
 		}
 	}
 	return res
