@@ -39,12 +39,9 @@ func ReadModel(path string) (*ModelProto, error) {
 // changed afterwards; external files are memory-mapped copy-on-write and
 // stay mapped for the life of the process.
 func ParseModel(b []byte, dir string) (*ModelProto, error) {
-	m, err := unmarshalModel(b)
-	if err == nil {
-		err = checkWireTypes(m.ProtoReflect(), 0)
-	}
+	m, err := parseWire(b)
 	if err != nil {
-		return nil, fmt.Errorf("parsing model: %w", err)
+		return nil, err
 	}
 	if err := loadExternalData(m, dir); err != nil {
 		return nil, err
@@ -57,6 +54,20 @@ func ParseModel(b []byte, dir string) (*ModelProto, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	return m, nil
+}
+
+// parseWire decodes the protobuf of a model, refusing known fields sent
+// with the wrong wire type, without loading external data or checking
+// tensors.
+func parseWire(b []byte) (*ModelProto, error) {
+	m, err := unmarshalModel(b)
+	if err == nil {
+		err = checkWireTypes(m.ProtoReflect(), 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parsing model: %w", err)
 	}
 	return m, nil
 }

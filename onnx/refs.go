@@ -25,9 +25,9 @@ func ReadModelRefs(path string) (*ModelProto, []ExternalRef, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := unmarshalModel(b)
+	m, err := parseWire(b)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: parsing model: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	dir := filepath.Dir(path)
 	sizes := map[string]int64{}

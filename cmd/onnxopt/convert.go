@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"onnxopt/graph"
 	"onnxopt/onnx"
 )
@@ -25,7 +27,7 @@ func runConvert(c *cli, args []string) error {
 		return err
 	}
 	if err := m.Verify(); err != nil {
-		return err
+		return fmt.Errorf("%s: %w", fs.Arg(0), err)
 	}
 	return m.Save(*out, onnx.WriteOptions{ExternalData: *external, Threshold: *threshold, Location: *location})
 }

@@ -93,6 +93,9 @@ func runInspect(c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := m.Verify(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 	r := inspect(path, m, ext)
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)

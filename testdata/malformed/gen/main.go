@@ -99,25 +99,42 @@ func files() map[string][]byte {
 			T: &onnx.TensorProto{Name: proto.String("k"), DataType: proto.Int32(int32(onnx.TensorProto_INT64)), Dims: []int64{3}, Int64Data: []int64{1, 2}}}},
 	}}, constant.Graph.Node...)
 
+	// Graphs whose tensors are fine but whose structure is not, refused
+	// by graph.FromProto or graph.Verify.
+	graphOf := func(nodes ...*onnx.NodeProto) []byte {
+		m := base(weight([]int64{2, 3}, make([]byte, 24)))
+		m.Graph.Node = nodes
+		return marshal(m)
+	}
+	node := func(name, op string, in []string, out ...string) *onnx.NodeProto {
+		return &onnx.NodeProto{Name: proto.String(name), OpType: proto.String(op), Input: in, Output: out}
+	}
+	cyclic := graphOf(node("a", "Add", []string{"x", "b"}, "a"), node("b", "Relu", []string{"a"}, "b"), node("y", "Relu", []string{"a"}, "y"))
+	duplicate := graphOf(node("add", "Add", []string{"x", "w"}, "y"), node("neg", "Neg", []string{"x"}, "y"))
+	undefined := graphOf(node("add", "Add", []string{"x", "nowhere"}, "y"))
+
 	return map[string][]byte{
-		"valid.onnx":             valid,
-		"truncated.onnx":         valid[:len(valid)/2],
-		"random.onnx":            random,
-		"wrong_wire_type.onnx":   wrongWire,
-		"negative_dims.onnx":     marshal(base(weight([]int64{2, -3}, make([]byte, 24)))),
-		"dims_overflow.onnx":     marshal(base(weight([]int64{1 << 40, 1 << 40, 1 << 40}, make([]byte, 24)))),
-		"dims_too_large.onnx":    marshal(base(weight([]int64{1 << 33}, make([]byte, 24)))),
-		"raw_data_length.onnx":   marshal(base(weight([]int64{2, 3}, make([]byte, 20)))),
-		"attribute_tensor.onnx":  marshal(constant),
-		"external_absolute.onnx": marshal(base(external("/etc/passwd"))),
-		"external_dotdot.onnx":   marshal(base(external("../outside.data"))),
-		"external_symlink.onnx":  marshal(base(external("link.data"))),
-		"external_offset.onnx":   marshal(base(external("weights.data", "offset", "4096"))),
-		"external_length.onnx":   marshal(base(external("weights.data", "offset", "8", "length", "16"))),
-		"external_negative.onnx": marshal(base(external("weights.data", "offset", "-4"))),
-		"external_missing.onnx":  marshal(base(external("missing.data"))),
-		"external_short.onnx":    marshal(base(external("weights.data", "offset", "0", "length", "8"))),
-		"external_valid.onnx":    marshal(base(external("weights.data", "offset", "0", "length", "16"))),
-		"weights.data":           []byte("0123456789abcdef"),
+		"graph_cycle.onnx":           cyclic,
+		"graph_duplicate_value.onnx": duplicate,
+		"graph_undefined_input.onnx": undefined,
+		"valid.onnx":                 valid,
+		"truncated.onnx":             valid[:len(valid)/2],
+		"random.onnx":                random,
+		"wrong_wire_type.onnx":       wrongWire,
+		"negative_dims.onnx":         marshal(base(weight([]int64{2, -3}, make([]byte, 24)))),
+		"dims_overflow.onnx":         marshal(base(weight([]int64{1 << 40, 1 << 40, 1 << 40}, make([]byte, 24)))),
+		"dims_too_large.onnx":        marshal(base(weight([]int64{1 << 33}, make([]byte, 24)))),
+		"raw_data_length.onnx":       marshal(base(weight([]int64{2, 3}, make([]byte, 20)))),
+		"attribute_tensor.onnx":      marshal(constant),
+		"external_absolute.onnx":     marshal(base(external("/etc/passwd"))),
+		"external_dotdot.onnx":       marshal(base(external("../outside.data"))),
+		"external_symlink.onnx":      marshal(base(external("link.data"))),
+		"external_offset.onnx":       marshal(base(external("weights.data", "offset", "4096"))),
+		"external_length.onnx":       marshal(base(external("weights.data", "offset", "8", "length", "16"))),
+		"external_negative.onnx":     marshal(base(external("weights.data", "offset", "-4"))),
+		"external_missing.onnx":      marshal(base(external("missing.data"))),
+		"external_short.onnx":        marshal(base(external("weights.data", "offset", "0", "length", "8"))),
+		"external_valid.onnx":        marshal(base(external("weights.data", "offset", "0", "length", "16"))),
+		"weights.data":               []byte("0123456789abcdef"),
 	}
 }
