@@ -79,6 +79,11 @@ func compile(g *graph.Graph, parent *Plan) (*Plan, error) {
 	if err := g.Sort(); err != nil {
 		return nil, err
 	}
+	// Shapes and types that disagree are caught here, once, naming the
+	// node; what inference cannot tell is checked by the kernels.
+	if _, err := g.Infer(); err != nil {
+		return nil, err
+	}
 	p := &Plan{graph: g, parent: parent, slots: map[*graph.Value]int{}}
 	slot := func(v *graph.Value) int {
 		if s, ok := p.slots[v]; ok {
