@@ -201,8 +201,9 @@ func readConvAttrs(n *graph.Node) (convAttrs, error) {
 // across runs: a plan runs on one goroutine, so each node's kernel owns
 // its scratch.
 type convScratch struct {
-	f32 []float32
-	f64 []float64
+	f32   []float32
+	f64   []float64
+	sgemm sgemmScratch
 }
 
 // scratchSlice returns (*buf)[:n], reallocating *buf when it is too short.
@@ -289,7 +290,7 @@ func (c *convAttrs) runConv(e *env, in []*Tensor, scratch *convScratch) ([]*Tens
 	}
 	switch yd := y.Data.(type) {
 	case []float32:
-		convForward(&s, x.Data.([]float32), w.Data.([]float32), biasData[float32](b), yd, &scratch.f32)
+		convForwardWith(&s, x.Data.([]float32), w.Data.([]float32), biasData[float32](b), yd, &scratch.f32, scratch.sgemm.gemm)
 		narrowFloat32s(y.DType, yd)
 	case []float64:
 		convForward(&s, x.Data.([]float64), w.Data.([]float64), biasData[float64](b), yd, &scratch.f64)
@@ -322,6 +323,11 @@ const maxIm2colElements = 1 << 22
 // the product wins (measured: 8x on the digits CNN's one-channel first
 // layer).
 func convForward[T blasFloat](s *convShape, x, w, bias, y []T, scratch *[]T) {
+	convForwardWith(s, x, w, bias, y, scratch, gemmInto[T])
+}
+
+// convForwardWith is convForward with the products through gemm.
+func convForwardWith[T blasFloat](s *convShape, x, w, bias, y []T, scratch *[]T, gemm gemmFunc[T]) {
 	inChannelsG := s.inChannels / s.group
 	outChannelsG := s.outChannels / s.group
 	inVol, outVol, kVol := s.inVolume(), s.outVolume(), s.kernelVolume()
@@ -340,7 +346,7 @@ func convForward[T blasFloat](s *convShape, x, w, bias, y []T, scratch *[]T) {
 				xg := x[(n*s.inChannels+g*inChannelsG)*inVol:][:inChannelsG*inVol]
 				yg := y[(n*s.outChannels+g*outChannelsG)*outVol:][:outChannelsG*outVol]
 				wg := w[g*outChannelsG*rows:][:outChannelsG*rows]
-				gemmInto(false, false, outChannelsG, outVol, rows, 1, wg, rows, xg, inVol, 1, yg, outVol)
+				gemm(false, false, outChannelsG, outVol, rows, 1, wg, rows, xg, inVol, 1, yg, outVol)
 			}
 		}
 		return
@@ -366,10 +372,10 @@ func convForward[T blasFloat](s *convShape, x, w, bias, y []T, scratch *[]T) {
 			wg := w[g*outChannelsG*rows:][:outChannelsG*rows]
 			if per == 1 {
 				yg := y[(n0*s.outChannels+g*outChannelsG)*outVol:][:outChannelsG*outVol]
-				gemmInto(false, false, outChannelsG, outVol, rows, 1, wg, rows, col, cols, 1, yg, outVol)
+				gemm(false, false, outChannelsG, outVol, rows, 1, wg, rows, col, cols, 1, yg, outVol)
 				continue
 			}
-			gemmInto(false, false, outChannelsG, count*outVol, rows, 1, wg, rows, col, cols, 0, prod, cols)
+			gemm(false, false, outChannelsG, count*outVol, rows, 1, wg, rows, col, cols, 0, prod, cols)
 			// prod is [outChannelsG, count images × outVol]; Y wants
 			// [image, channel, outVol].
 			for i := range count {
@@ -698,10 +704,10 @@ func (t *convTransposeAttrs) run(e *env, in []*Tensor, scratch *convScratch) ([]
 	}
 	switch yd := y.Data.(type) {
 	case []float32:
-		convTranspose(&s, x.Data.([]float32), w.Data.([]float32), biasData[float32](b), yd, &scratch.f32)
+		convTranspose(&s, x.Data.([]float32), w.Data.([]float32), biasData[float32](b), yd, &scratch.f32, scratch.sgemm.gemm)
 		narrowFloat32s(y.DType, yd)
 	case []float64:
-		convTranspose(&s, x.Data.([]float64), w.Data.([]float64), biasData[float64](b), yd, &scratch.f64)
+		convTranspose(&s, x.Data.([]float64), w.Data.([]float64), biasData[float64](b), yd, &scratch.f64, gemmInto[float64])
 	default:
 		return nil, fmt.Errorf("ConvTranspose does not compute in %s", dtypeName(x.DType))
 	}
@@ -711,7 +717,7 @@ func (t *convTransposeAttrs) run(e *env, in []*Tensor, scratch *convScratch) ([]
 // convTranspose computes ConvTranspose: per image and group, the product
 // of W's columns with X gives, for every (output channel, kernel position)
 // and input position, a contribution that col2im adds where it lands.
-func convTranspose[T blasFloat](s *convShape, x, w, bias, y []T, scratch *[]T) {
+func convTranspose[T blasFloat](s *convShape, x, w, bias, y []T, scratch *[]T, gemm gemmFunc[T]) {
 	inChannelsG := s.inChannels / s.group
 	outChannelsG := s.outChannels / s.group
 	inVol, outVol, kVol := s.inVolume(), s.outVolume(), s.kernelVolume()
@@ -725,7 +731,7 @@ func convTranspose[T blasFloat](s *convShape, x, w, bias, y []T, scratch *[]T) {
 		for g := range s.group {
 			xg := x[(n*s.inChannels+g*inChannelsG)*inVol:][:inChannelsG*inVol]
 			wg := w[g*inChannelsG*rows:][:inChannelsG*rows]
-			gemmInto(true, false, rows, inVol, inChannelsG, 1, wg, rows, xg, inVol, 0, col, inVol)
+			gemm(true, false, rows, inVol, inChannelsG, 1, wg, rows, xg, inVol, 0, col, inVol)
 			yg := y[(n*s.outChannels+g*outChannelsG)*outVol:][:outChannelsG*outVol]
 			col2im(&s.geometry, outChannelsG, col, yg)
 		}

@@ -27,10 +27,14 @@ type blasFloat interface{ float32 | float64 }
 // gemmInto computes c = alpha*op(a)*op(b) + beta*c on row-major matrices,
 // where op transposes when its flag is set, op(a) is m×k and op(b) is k×n.
 // Unlike BLAS it accepts k == 0 (c is then scaled by beta) and leading
-// dimensions of empty matrices.
+// dimensions of empty matrices. As in BLAS, beta == 0 overwrites c, NaNs
+// included.
 //
-// gonum's Sgemm skips the products of a zero element of a, so a NaN or
-// infinity in b meeting a zero in a does not reach c.
+// float32 products go through the packed micro-kernel where it runs
+// (sgemm.go), with working memory of their own; kernels that run products
+// on every run call sgemmInto with theirs. Other products go through
+// gonum, whose Sgemm skips the products of a zero element of a, so that a
+// NaN or infinity in b meeting a zero in a does not reach c there.
 func gemmInto[T blasFloat](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -48,6 +52,30 @@ func gemmInto[T blasFloat](transA, transB bool, m, n, k int, alpha T, a []T, lda
 		}
 		return
 	}
+	if c32, ok := any(c).([]float32); ok && sgemmKernelFast() {
+		sgemmInto(new(sgemmScratch), transA, transB, m, n, k, float32(alpha), any(a).([]float32), lda, any(b).([]float32), ldb, float32(beta), c32, ldc)
+		return
+	}
+	gemmGonum(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemmInto is gemmInto for float32 with the working memory s of the
+// packed product, which the caller keeps across calls.
+func sgemmInto(s *sgemmScratch, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 || k == 0 || !sgemmKernelFast() {
+		gemmInto(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	sgemmBlocked(s, m, n, k, &sgemmA{trans: transA, alpha: alpha, a: a, ld: lda}, &matrixB{trans: transB, b: b, ld: ldb}, beta, c, ldc)
+}
+
+// gemm is sgemmInto on s, as a gemmFunc.
+func (s *sgemmScratch) gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemmInto(s, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// gemmGonum is gemmInto through gonum's Gemm, for positive m, n and k.
+func gemmGonum[T blasFloat](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if goruntime.GOMAXPROCS(0) > 1 {
 		blasGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
@@ -175,11 +203,14 @@ func compileGemm(since int64) func(n *graph.Node) (kernel, error) {
 			cRequired: since < 11,
 			exactC:    since < 7 && n.AttrInt("broadcast", 0) == 0,
 		}
-		return g.run, nil
+		var scratch sgemmScratch
+		return func(e *env, in []*Tensor) ([]*Tensor, error) {
+			return g.run(e, in, &scratch)
+		}, nil
 	}
 }
 
-func (g gemmAttrs) run(e *env, in []*Tensor) ([]*Tensor, error) {
+func (g gemmAttrs) run(e *env, in []*Tensor, scratch *sgemmScratch) ([]*Tensor, error) {
 	if len(in) < 2 || in[0] == nil || in[1] == nil {
 		return nil, fmt.Errorf("Gemm needs inputs A and B")
 	}
@@ -226,10 +257,10 @@ func (g gemmAttrs) run(e *env, in []*Tensor) ([]*Tensor, error) {
 	useC := c != nil && g.beta != 0
 	switch yd := y.Data.(type) {
 	case []float32:
-		gemmFloat(g, a.Data.([]float32), a.Shape[1], b.Data.([]float32), b.Shape[1], c, useC, yd, m, n, k)
+		gemmFloat(g, a.Data.([]float32), a.Shape[1], b.Data.([]float32), b.Shape[1], c, useC, yd, m, n, k, scratch.gemm)
 		narrowFloat32s(y.DType, yd)
 	case []float64:
-		gemmFloat(g, a.Data.([]float64), a.Shape[1], b.Data.([]float64), b.Shape[1], c, useC, yd, m, n, k)
+		gemmFloat(g, a.Data.([]float64), a.Shape[1], b.Data.([]float64), b.Shape[1], c, useC, yd, m, n, k, gemmInto[float64])
 	case []int32:
 		gemmInteger(g, a.Data.([]int32), a.Shape[1], b.Data.([]int32), b.Shape[1], c, useC, yd, m, n, k)
 	case []int64:
@@ -244,13 +275,13 @@ func (g gemmAttrs) run(e *env, in []*Tensor) ([]*Tensor, error) {
 	return []*Tensor{y}, nil
 }
 
-func gemmFloat[T blasFloat](g gemmAttrs, a []T, lda int, b []T, ldb int, c *Tensor, useC bool, y []T, m, n, k int) {
+func gemmFloat[T blasFloat](g gemmAttrs, a []T, lda int, b []T, ldb int, c *Tensor, useC bool, y []T, m, n, k int, gemm gemmFunc[T]) {
 	beta := T(0)
 	if useC {
 		expandInto(y, []int{m, n}, c.Data.([]T), c.Shape)
 		beta = T(g.beta)
 	}
-	gemmInto(g.transA, g.transB, m, n, k, T(g.alpha), a, lda, b, ldb, beta, y, n)
+	gemm(g.transA, g.transB, m, n, k, T(g.alpha), a, lda, b, ldb, beta, y, n)
 }
 
 func gemmInteger[T int32 | int64 | uint32 | uint64](g gemmAttrs, a []T, lda int, b []T, ldb int, c *Tensor, useC bool, y []T, m, n, k int) {
@@ -266,10 +297,13 @@ func gemmInteger[T int32 | int64 | uint32 | uint64](g gemmAttrs, a []T, lda int,
 // a row and a 1-D B a column (the added dimension is dropped from the
 // result) and the dimensions before the last two broadcast.
 func compileMatMul(n *graph.Node) (kernel, error) {
-	return runMatMul, nil
+	var scratch sgemmScratch
+	return func(e *env, in []*Tensor) ([]*Tensor, error) {
+		return runMatMul(e, in, &scratch)
+	}, nil
 }
 
-func runMatMul(e *env, in []*Tensor) ([]*Tensor, error) {
+func runMatMul(e *env, in []*Tensor, scratch *sgemmScratch) ([]*Tensor, error) {
 	if len(in) < 2 || in[0] == nil || in[1] == nil {
 		return nil, fmt.Errorf("MatMul needs inputs A and B")
 	}
@@ -311,7 +345,7 @@ func runMatMul(e *env, in []*Tensor) ([]*Tensor, error) {
 	mm := matmulShape{m: m, n: n, k: k, batch: batch, aBatch: aBatch, bBatch: bBatch}
 	switch yd := y.Data.(type) {
 	case []float32:
-		matmulBatches(mm, a.Data.([]float32), b.Data.([]float32), yd, gemmInto[float32])
+		matmulBatches(mm, a.Data.([]float32), b.Data.([]float32), yd, scratch.gemm)
 		narrowFloat32s(y.DType, yd)
 	case []float64:
 		matmulBatches(mm, a.Data.([]float64), b.Data.([]float64), yd, gemmInto[float64])

@@ -1,0 +1,208 @@
+package runtime
+
+// The single-precision product behind Conv, Gemm and MatMul follows BLIS:
+// op(B) is packed in blocks of sgemmKC rows by sgemmNC columns, cut into
+// panels sgemmNR columns wide, and op(A) in blocks of sgemmMC rows by
+// sgemmKC, cut into panels sgemmMR rows high, both laid out so that the
+// micro-kernel reads them in order. The micro-kernel computes one
+// sgemmMR×sgemmNR tile of C in registers over a block's depth: 12
+// accumulators of 8 lanes, each k step two vector loads of B, six
+// broadcasts of A and twelve fused multiply-adds.
+//
+// The kernel exists in assembly for amd64 with AVX2 and FMA
+// (sgemm_amd64.s); sgemmKernelFast reports whether it runs here. Where it
+// does not, gemmInto goes through gonum and Conv through im2col.
+const (
+	sgemmMR = 6
+	sgemmNR = 16
+	// An A block (72×256 floats, 72 KB) stays in L2 while the B panels
+	// stream through it; a B panel (256×16, 16 KB) stays in L1 while the
+	// block's tiles run over it.
+	sgemmMC = 72
+	sgemmKC = 256
+	sgemmNC = 2048
+)
+
+// sgemmScratch is the working memory of packed products: the packed
+// blocks and a tile for the edges of C. A kernel closure owns one and
+// reuses it on every run.
+type sgemmScratch struct {
+	a, b []float32
+	tile [sgemmMR * sgemmNR]float32
+}
+
+// sgemmB packs blocks of the right operand into panels: pack writes rows
+// [pc, pc+kc) and columns [jc, jc+nc) of the operand into dst, panel q
+// (columns jc+q*sgemmNR...) at dst[q*sgemmNR*kc:], row l of a panel at
+// offset l*sgemmNR, with the columns past nc zero.
+type sgemmB interface {
+	pack(dst []float32, pc, kc, jc, nc int)
+}
+
+// matrixB is op(B) of a row-major matrix b.
+type matrixB struct {
+	trans bool
+	b     []float32
+	ld    int
+}
+
+func (m *matrixB) pack(dst []float32, pc, kc, jc, nc int) {
+	for q := 0; q < nc; q += sgemmNR {
+		panel := dst[q*kc:][:sgemmNR*kc]
+		cols := min(sgemmNR, nc-q)
+		if !m.trans {
+			for l := range kc {
+				out := panel[l*sgemmNR:][:sgemmNR]
+				copy(out, m.b[(pc+l)*m.ld+jc+q:][:cols])
+				clear(out[cols:])
+			}
+			continue
+		}
+		for j := range cols {
+			src := m.b[(jc+q+j)*m.ld+pc:][:kc]
+			for l, v := range src {
+				panel[l*sgemmNR+j] = v
+			}
+		}
+		for j := cols; j < sgemmNR; j++ {
+			for l := range kc {
+				panel[l*sgemmNR+j] = 0
+			}
+		}
+	}
+}
+
+// sgemmA is the left operand: alpha×op(a), either a row-major matrix
+// packed block by block, or packed whole beforehand (packed non-nil).
+type sgemmA struct {
+	trans bool
+	alpha float32
+	a     []float32
+	ld    int
+	// packed holds, for each block of sgemmKC rows of op(A)'s columns
+	// starting at pc, the panels of all m rows: the panel of rows i...
+	// starts at packed[pc*roundUp(m, sgemmMR)+i*kc].
+	packed []float32
+}
+
+// roundUp rounds n up to a multiple of unit.
+func roundUp(n, unit int) int { return (n + unit - 1) / unit * unit }
+
+// packSgemmA packs alpha×op(a), m×k, whole, in the layout of
+// sgemmA.packed, into dst (which it grows as needed) and returns it.
+func packSgemmA(dst []float32, trans bool, alpha float32, a []float32, lda, m, k int) []float32 {
+	mp := roundUp(m, sgemmMR)
+	dst = scratchSlice(&dst, mp*k)
+	for pc := 0; pc < k; pc += sgemmKC {
+		kc := min(sgemmKC, k-pc)
+		packABlock(dst[pc*mp:], trans, alpha, a, lda, 0, m, pc, kc)
+	}
+	return dst
+}
+
+// block returns the panels of rows [ic, ic+mc) over columns [pc, pc+kc)
+// of alpha×op(a), packing them into s.a unless a is packed whole.
+func (a *sgemmA) block(s *sgemmScratch, m, ic, mc, pc, kc int) []float32 {
+	if a.packed != nil {
+		return a.packed[pc*roundUp(m, sgemmMR)+ic*kc:]
+	}
+	dst := scratchSlice(&s.a, roundUp(mc, sgemmMR)*kc)
+	packABlock(dst, a.trans, a.alpha, a.a, a.ld, ic, mc, pc, kc)
+	return dst
+}
+
+// packABlock writes alpha × the mc×kc block of op(a) at (ic, pc) into
+// panels of sgemmMR rows: panel p holds, for each l, rows p*sgemmMR... of
+// column l, zero past mc.
+func packABlock(dst []float32, trans bool, alpha float32, a []float32, lda, ic, mc, pc, kc int) {
+	for p := 0; p < mc; p += sgemmMR {
+		panel := dst[p*kc:][:sgemmMR*kc]
+		rows := min(sgemmMR, mc-p)
+		if trans {
+			for l := range kc {
+				src := a[(pc+l)*lda+ic+p:][:rows]
+				out := panel[l*sgemmMR:][:sgemmMR]
+				for i, v := range src {
+					out[i] = alpha * v
+				}
+				clear(out[rows:])
+			}
+			continue
+		}
+		for i := range rows {
+			src := a[(ic+p+i)*lda+pc:][:kc]
+			for l, v := range src {
+				panel[l*sgemmMR+i] = alpha * v
+			}
+		}
+		for i := rows; i < sgemmMR; i++ {
+			for l := range kc {
+				panel[l*sgemmMR+i] = 0
+			}
+		}
+	}
+}
+
+// sgemmBlocked computes c = a×b + beta×c, a m×k and b k×n, with the
+// micro-kernel, which must run here (sgemmKernelFast). k must be
+// positive. With beta 0, c is only written, so NaNs in it do not reach the
+// result.
+func sgemmBlocked(s *sgemmScratch, m, n, k int, a *sgemmA, b sgemmB, beta float32, c []float32, ldc int) {
+	if beta != 0 && beta != 1 {
+		for i := range m {
+			row := c[i*ldc:][:n]
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+	bp := scratchSlice(&s.b, roundUp(min(n, sgemmNC), sgemmNR)*min(k, sgemmKC))
+	for jc := 0; jc < n; jc += sgemmNC {
+		nc := min(sgemmNC, n-jc)
+		for pc := 0; pc < k; pc += sgemmKC {
+			kc := min(sgemmKC, k-pc)
+			b.pack(bp, pc, kc, jc, nc)
+			// The first block of the depth overwrites c when beta is 0.
+			accumulate := pc > 0 || beta != 0
+			for ic := 0; ic < m; ic += sgemmMC {
+				mc := min(sgemmMC, m-ic)
+				ap := a.block(s, m, ic, mc, pc, kc)
+				sgemmMacro(s, mc, nc, kc, ap, bp, c[ic*ldc+jc:], ldc, accumulate)
+			}
+		}
+	}
+}
+
+// sgemmMacro runs the micro-kernel over the mc×nc block of c from the
+// packed blocks ap and bp of depth kc.
+func sgemmMacro(s *sgemmScratch, mc, nc, kc int, ap, bp, c []float32, ldc int, accumulate bool) {
+	// The slicing checks the bounds of what the kernel reads and writes.
+	for jr := 0; jr < nc; jr += sgemmNR {
+		nr := min(sgemmNR, nc-jr)
+		bpanel := bp[jr*kc : (jr+sgemmNR)*kc]
+		for ir := 0; ir < mc; ir += sgemmMR {
+			mr := min(sgemmMR, mc-ir)
+			apanel := ap[ir*kc : (ir+sgemmMR)*kc]
+			ci := ir*ldc + jr
+			if mr == sgemmMR && nr == sgemmNR {
+				tile := c[ci : ci+(sgemmMR-1)*ldc+sgemmNR]
+				sgemmKernel6x16(kc, &apanel[0], &bpanel[0], &tile[0], ldc, accumulate)
+				continue
+			}
+			// An edge tile goes through s.tile, as the kernel writes
+			// whole tiles.
+			sgemmKernel6x16(kc, &apanel[0], &bpanel[0], &s.tile[0], sgemmNR, false)
+			for i := range mr {
+				row := c[ci+i*ldc:][:nr]
+				t := s.tile[i*sgemmNR:][:nr]
+				if accumulate {
+					for j, v := range t {
+						row[j] += v
+					}
+				} else {
+					copy(row, t)
+				}
+			}
+		}
+	}
+}
