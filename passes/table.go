@@ -23,6 +23,10 @@ func Table() []Info {
 			Doc: "fuse MatMul and Add of a constant bias into Gemm\n\nA MatMul of a 2-D A by a constant 2-D B, read only by an Add of a constant bias that broadcasts to the product's [M, N] shape ([N], [1, N], [M, N] and the like), becomes one Gemm with the bias as C."},
 		{Name: "fold-batchnorm", New: func() Pass { return &foldBatchNorm{} },
 			Doc: "fold BatchNormalization into Conv, ConvTranspose, Gemm\n\nAn inference BatchNormalization reading a layer's output that nothing else reads is folded into the layer's constant weights and bias, per output channel: W·γ/√(σ²+ε) and (b−μ)·γ/√(σ²+ε)+β, computed in float64. Weights other nodes share are copied first. The normalized value keeps its name."},
+		{Name: "quantize-weight", Lossy: true, New: newQuantizeWeight,
+			Doc: "store layer weights as int8 read through DequantizeLinear\n\nThe constant float32 weights of Conv (per channel along axis 0), ConvTranspose (axis 1), Gemm and MatMul (the output axis, after transB) and Gather (embedding rows) become int8 initializers with a DequantizeLinear: symmetric, zero point 0 (zero weights stay exactly zero), rounded half to even and saturated as QuantizeLinear does. Scales are float32, never zero or denormal. Per tensor from opset 10; --per-channel needs opset 13. A weight other nodes also read stays float. Activations stay float."},
+		{Name: "quantize-static", Lossy: true, Needs: NeedsRuntime | NeedsCalibration, New: newQuantizeStatic,
+			Doc: "quantize layers to int8 QDQ form from calibration data\n\nEach float activation a layer of --op-types reads gets a QuantizeLinear and DequantizeLinear pair, uint8 with a zero point (int8 symmetric with --symmetric), whose range is measured by running the float model on the calibration batches: minmax, a percentile of the values, or the clip of least KL divergence (TensorRT's entropy calibration). Calibration keeps one range or histogram per activation, never the activations. Weights are quantized as in quantize-weight."},
 	}
 }
 

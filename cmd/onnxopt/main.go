@@ -33,6 +33,7 @@ var commands = []command{
 	{name: "inspect", summary: "print a model's structure, operators and parameters", usage: "inspect MODEL [--json]", run: runInspect},
 	{name: "convert", summary: "re-serialize a model through the IR, optionally with external data", usage: "convert MODEL -o OUT [--external-data] [--external-data-threshold BYTES]", run: runConvert},
 	{name: "optimize", summary: "run cleanup passes (or those named) and write the result", usage: "optimize MODEL -o OUT [--passes a,b,...] [--verify] [--json]", run: runOptimize},
+	{name: "quantize", summary: "quantize weights, or weights and activations from calibration data, to int8 (QDQ)", usage: "quantize MODEL -o OUT [--mode weight|static] [--calibration FILE] [--method minmax|percentile|entropy] [--per-channel] [--symmetric] [--exclude NODE|OP,...] [--verify] [--json]", run: runQuantize},
 	{name: "passes", summary: "list every pass with its doc line and options", usage: "passes", run: runPasses},
 	{name: "run", summary: "run a model in onnxopt's runtime on inputs from files", usage: "run MODEL --input NAME=FILE ... [--output-dir DIR] [--npy] [--json]", run: runRun},
 	{name: "verify", summary: "check a candidate's outputs and layers against a reference model or expected outputs", usage: "verify REFERENCE CANDIDATE | MODEL --test-data DIR [--input NAME=FILE|--test-data DIR|--calibration FILE] [--backend ours|ort|both] [--per-layer] [--json]", run: runVerify},

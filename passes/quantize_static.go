@@ -1,0 +1,147 @@
+package passes
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"onnxopt/graph"
+	"onnxopt/onnx"
+)
+
+// staticQuantization quantizes layers in QDQ form: each float activation a
+// layer reads goes through QuantizeLinear and DequantizeLinear with a
+// scale measured on calibration data, and its weights are stored as int8
+// as in quantize-weight. Runtimes that fuse QDQ patterns run the layers
+// in integer arithmetic.
+type staticQuantization struct {
+	quantOptions
+	Method     string
+	Percentile float64
+	Bins       int
+	Symmetric  bool
+
+	progress func(done, total int)
+}
+
+func newQuantizeStatic() Pass {
+	return &staticQuantization{
+		quantOptions: quantOptions{OpTypes: []string{"Conv", "ConvTranspose", "Gemm", "MatMul"}},
+		Method:       methodMinMax,
+		Percentile:   99.99,
+		Bins:         2048,
+	}
+}
+
+func (p *staticQuantization) Flags(fs *pflag.FlagSet) {
+	p.flags(fs, "op types whose inputs are quantized (also e.g. Add, Mul, Concat, MaxPool, AveragePool, GlobalAveragePool)")
+	fs.StringVar(&p.Method, "method", p.Method, "how activation ranges are calibrated: minmax, percentile or entropy (KL divergence)")
+	fs.Float64Var(&p.Percentile, "percentile", p.Percentile, "with --method percentile, the percentile of values kept unclipped")
+	fs.IntVar(&p.Bins, "bins", p.Bins, "histogram bins of --method percentile and entropy")
+	fs.BoolVar(&p.Symmetric, "symmetric", false, "activations as int8 with a zero point of 0 instead of uint8 with any zero point")
+}
+
+// SetProgress makes the pass report calibration batches as they run.
+func (p *staticQuantization) SetProgress(fn func(done, total int)) { p.progress = fn }
+
+func (p *staticQuantization) Run(m *graph.Model, env *Env) (Result, error) {
+	c := calibration{method: p.Method, percentile: p.Percentile, bins: p.Bins, symmetric: p.Symmetric}
+	if err := c.check(); err != nil {
+		return Result{}, err
+	}
+	if err := requireOpset(m, p.PerChannel); err != nil {
+		return Result{}, err
+	}
+	if len(env.Calibration) == 0 {
+		return Result{}, fmt.Errorf("no calibration data")
+	}
+	warnQuantized(m, env)
+	g := m.Graph
+	if err := g.Sort(); err != nil {
+		return Result{}, err
+	}
+	plan := p.planLayers(g)
+	res := Result{Notes: plan.notes}
+
+	// The activations, each with the layer inputs that read it.
+	readers := map[*graph.Value][]graph.Use{}
+	var acts []*graph.Value
+	for _, n := range plan.layers {
+		for _, s := range quantSlots(n) {
+			v := n.Input(s.index)
+			if s.kind == slotWeight || v == nil || v.IsConstant() || isDequantized(v) {
+				continue
+			}
+			if _, ok := readers[v]; !ok {
+				acts = append(acts, v)
+			}
+			readers[v] = append(readers[v], graph.Use{Node: n, Index: s.index})
+		}
+	}
+	names := make([]string, len(acts))
+	for i, v := range acts {
+		names[i] = v.Name
+	}
+	// Calibrate on the float model, before the weights are quantized.
+	var stats map[string]*tensorStats
+	if len(names) > 0 {
+		var err error
+		if stats, err = c.calibrate(g, names, env.Calibration, p.progress); err != nil {
+			return Result{}, err
+		}
+	}
+	r := activationRange(p.Symmetric)
+	quantizedActs := 0
+	for _, v := range acts {
+		s, ok := stats[v.Name]
+		if !ok {
+			res.Notes = append(res.Notes, fmt.Sprintf("activation %q kept in float: not float32", v.Name))
+			continue
+		}
+		scale, zp := c.params(s, r)
+		if err := insertQDQ(g, v, readers[v], scale, zp, r); err != nil {
+			return Result{}, err
+		}
+		quantizedActs++
+	}
+	weights, notes, err := quantizeWeights(plan.layers, &p.quantOptions, env)
+	res.Notes = append(res.Notes, notes...)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := g.Sort(); err != nil {
+		return Result{}, err
+	}
+	res.Changes = quantizedActs + weights
+	res.Notes = append(res.Notes, fmt.Sprintf("%d activations calibrated (%s, %d batches) and %d weights quantized", quantizedActs, p.Method, len(env.Calibration), weights))
+	return res, nil
+}
+
+// insertQDQ makes uses read v through QuantizeLinear and DequantizeLinear
+// with the given scale and zero point.
+func insertQDQ(g *graph.Graph, v *graph.Value, uses []graph.Use, scale float32, zeroPoint int32, r intRange) error {
+	scaleT, err := onnx.NewTensor(v.Name+"_scale", onnx.TensorProto_FLOAT, nil, []float32{scale})
+	if err != nil {
+		return err
+	}
+	var zp any = []uint8{uint8(zeroPoint)}
+	if r.dt == onnx.TensorProto_INT8 {
+		zp = []int8{int8(zeroPoint)}
+	}
+	zpT, err := onnx.NewTensor(v.Name+"_zero_point", r.dt, nil, zp)
+	if err != nil {
+		return err
+	}
+	s, z := g.AddInitializer(scaleT), g.AddInitializer(zpT)
+	q, dq := g.NewValue(v.Name+"_quantized"), g.NewValue(v.Name+"_dequantized")
+	if _, err := g.NewNode("QuantizeLinear", v.Name+"_QuantizeLinear", []*graph.Value{v, s, z}, []*graph.Value{q}); err != nil {
+		return fmt.Errorf("activation %q: %w", v.Name, err)
+	}
+	if _, err := g.NewNode("DequantizeLinear", v.Name+"_DequantizeLinear", []*graph.Value{q, s, z}, []*graph.Value{dq}); err != nil {
+		return fmt.Errorf("activation %q: %w", v.Name, err)
+	}
+	for _, u := range uses {
+		u.Node.SetInput(u.Index, dq)
+	}
+	return nil
+}
