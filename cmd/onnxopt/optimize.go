@@ -12,6 +12,7 @@ import (
 	"onnxopt/onnx"
 	"onnxopt/passes"
 	"onnxopt/runtime"
+	"onnxopt/verify"
 )
 
 // optimizeReport is the JSON form of "onnxopt optimize".
@@ -33,9 +34,10 @@ func runOptimize(c *cli, args []string) error {
 	check := fs.Bool("verify", false, "compare outputs before and after every pass on seeded random inputs")
 	atol := fs.Float64("atol", 1e-5, "absolute tolerance of --verify")
 	rtol := fs.Float64("rtol", 1e-4, "relative tolerance of --verify")
-	seed := fs.Uint64("seed", 1, "seed of --verify's inputs")
+	seed := fs.Uint64("seed", 1, "seed of the inputs of --verify and --report")
 	asJSON := fs.Bool("json", false, "print a JSON report instead of text")
 	external := fs.Bool("external-data", false, "write tensors to a data file beside the model")
+	reportFile := fs.String("report", "", reportUsage)
 
 	// Pass options are flags too: bind those of the passes named, found
 	// before parsing.
@@ -64,6 +66,12 @@ func runOptimize(c *cli, args []string) error {
 	if err := m.Verify(); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	var original *graph.Model // the model as read, for --report
+	if *reportFile != "" {
+		if original, err = graph.Load(path); err != nil {
+			return err
+		}
+	}
 	opt := passes.Options{Check: *check, ATol: *atol, RTol: *rtol}
 	if *check {
 		if opt.CheckInputs, err = runtime.RandomInputs(m.Graph, *seed, 0, 1, nil); err != nil {
@@ -82,6 +90,13 @@ func runOptimize(c *cli, args []string) error {
 		return err
 	}
 	r := optimizeReport{Model: path, Output: *out, Before: before, After: passesCounts(m), Passes: reports, Renamed: env.Renamed}
+	if *reportFile != "" {
+		rw := rewrite{title: commandLine("optimize", args), input: path, output: *out, before: original, after: m, passes: reports,
+			renamed: env.Renamed, seed: *seed, tolerance: verify.Tolerance{ATol: *atol, RTol: *rtol}}
+		if err := writeRewriteReport(*reportFile, rw); err != nil {
+			return err
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")

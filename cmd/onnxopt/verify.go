@@ -30,6 +30,7 @@ func runVerify(c *cli, args []string) error {
 	perLayer := fs.Bool("per-layer", false, "also compare the intermediate values both models compute")
 	nameMap := fs.String("name-map", "", `JSON {"old": "new"} pairing renamed values, or an "onnxopt optimize --json" report`)
 	asJSON := fs.Bool("json", false, "print the full JSON report instead of text")
+	reportFile := fs.String("report", "", reportUsage+"; compares layers as --per-layer does when there are two models")
 	if err := parse(fs, args, 1, -1); err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func runVerify(c *cli, args []string) error {
 	opt := verify.Options{
 		Tolerance: verify.Tolerance{ATol: *atol, RTol: *rtol, MinCosine: *minCosine, MinTop1: *minTop1},
 		Backend:   backend,
-		PerLayer:  *perLayer,
+		PerLayer:  *perLayer || *reportFile != "" && fs.NArg() == 2 && backend != verify.ORT,
 		BatchSize: *batchSize,
 	}
 	if *nameMap != "" {
@@ -106,17 +107,20 @@ func runVerify(c *cli, args []string) error {
 		bar.Set(done)
 	}
 	var r *verify.Report
+	var cand *verify.Model
 	if fs.NArg() == 1 {
 		r, err = verify.Expected(ref, cases, opt)
-	} else {
-		var cand *verify.Model
-		if cand, err = verify.Load(fs.Arg(1)); err == nil {
-			r, err = verify.Models(ref, cand, cases, opt)
-		}
+	} else if cand, err = verify.Load(fs.Arg(1)); err == nil {
+		r, err = verify.Models(ref, cand, cases, opt)
 	}
 	bar.Finish()
 	if err != nil {
 		return err
+	}
+	if *reportFile != "" {
+		if err := writeVerifyReport(*reportFile, commandLine("verify", args), ref, cand, cases, r); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)

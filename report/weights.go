@@ -1,0 +1,345 @@
+package report
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"onnxopt/graph"
+	"onnxopt/onnx"
+	"onnxopt/runtime"
+)
+
+// A layer is the weight of one node that has one: what a histogram and a
+// row of the sparsity chart show.
+type layer struct {
+	// key pairs the layer across two models: the node's name, or the
+	// op and weight's name for a node without one.
+	key    string
+	op     string
+	weight string // the weight's value name
+	shape  []int
+	// stored is the element type the weight is stored as; dequantized
+	// says that the values are those of a DequantizeLinear (QDQ) or of
+	// a QLinear op's scale and zero point rather than the stored ones.
+	stored      string
+	dequantized bool
+	params      int
+	zeros       int
+	nonFinite   int
+	// values are the weight's values in its order; Build drops them
+	// for the layers that get no histogram.
+	values []float32
+}
+
+func (l *layer) sparsity() float64 {
+	if l.params == 0 {
+		return 0
+	}
+	return float64(l.zeros) / float64(l.params)
+}
+
+// weightSlot says which input of a node holds its weight, and for the
+// QLinear ops which inputs hold the weight's scale and zero point.
+type weightSlot struct {
+	weight, scale, zeroPoint int
+	// axis is the weight's axis that a per-channel scale runs along.
+	axis int
+}
+
+// weightOf finds the weight input of the ops that have one: convolutions,
+// matrix products and embedding lookups. Integer ops without a scale
+// (ConvInteger, MatMulInteger) have no float weights to show.
+func weightOf(n *graph.Node) (weightSlot, bool) {
+	if n.Domain != "" && n.Domain != "ai.onnx" {
+		return weightSlot{}, false
+	}
+	constant := func(i int) bool { return constantOf(n.Input(i)) != nil || dequantizer(n.Input(i)) != nil }
+	switch n.OpType {
+	case "Conv", "ConvTranspose":
+		return weightSlot{weight: 1, scale: -1, zeroPoint: -1}, constant(1)
+	case "Gemm", "MatMul":
+		if !constant(1) && constant(0) {
+			return weightSlot{weight: 0, scale: -1, zeroPoint: -1}, true
+		}
+		return weightSlot{weight: 1, scale: -1, zeroPoint: -1}, constant(1)
+	case "Gather":
+		return weightSlot{weight: 0, scale: -1, zeroPoint: -1}, constant(0) && !constant(1)
+	case "QLinearConv":
+		return weightSlot{weight: 3, scale: 4, zeroPoint: 5, axis: 0}, constant(3) && constant(4)
+	case "QLinearMatMul":
+		// b_scale is per column of b, its last axis.
+		return weightSlot{weight: 3, scale: 4, zeroPoint: 5, axis: -1}, constant(3) && constant(4)
+	}
+	return weightSlot{}, false
+}
+
+// constantOf returns the data of v when v is an initializer or a Constant
+// node's tensor, else nil.
+func constantOf(v *graph.Value) *onnx.TensorProto {
+	switch {
+	case v == nil:
+		return nil
+	case v.Init != nil:
+		return v.Init
+	case v.Producer != nil && v.Producer.OpType == "Constant" && (v.Producer.Domain == "" || v.Producer.Domain == "ai.onnx"):
+		return v.Producer.AttrTensor("value")
+	}
+	return nil
+}
+
+// dequantizer returns the DequantizeLinear node that computes v from
+// constants (a QDQ weight), or nil.
+func dequantizer(v *graph.Value) *graph.Node {
+	if v == nil || v.Producer == nil {
+		return nil
+	}
+	n := v.Producer
+	if n.OpType != "DequantizeLinear" || n.Domain != "" && n.Domain != "ai.onnx" {
+		return nil
+	}
+	for _, in := range n.Inputs {
+		if in != nil && constantOf(in) == nil {
+			return nil
+		}
+	}
+	return n
+}
+
+// layersOf returns the layers of m's main graph, in its node order. A
+// weight that cannot be decoded is left out with a note saying why.
+func layersOf(m *graph.Model) ([]*layer, []string) {
+	var layers []*layer
+	var notes []string
+	for _, n := range m.Graph.Nodes {
+		slot, ok := weightOf(n)
+		if !ok {
+			continue
+		}
+		l, err := decodeLayer(m, n, slot)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("node %q (%s): weights not shown: %v", n.Name, n.OpType, err))
+			continue
+		}
+		layers = append(layers, l)
+	}
+	return layers, notes
+}
+
+func decodeLayer(m *graph.Model, n *graph.Node, slot weightSlot) (*layer, error) {
+	v := n.Input(slot.weight)
+	l := &layer{key: n.Name, op: n.OpType, weight: v.Name}
+	if l.key == "" {
+		l.key = n.OpType + " " + v.Name
+	}
+	var t *runtime.Tensor
+	var err error
+	switch dq := dequantizer(v); {
+	case slot.scale >= 0:
+		stored := constantOf(v)
+		l.stored, l.dequantized = dtypeName(stored.GetDataType()), true
+		axis := int64(slot.axis)
+		if axis < 0 {
+			axis += int64(len(stored.GetDims()))
+		}
+		ins := []*onnx.TensorProto{stored, constantOf(n.Input(slot.scale)), constantOf(n.Input(slot.zeroPoint))}
+		t, err = dequantize(m, ins, []*onnx.AttributeProto{{Name: ptr("axis"), Type: onnx.AttributeProto_INT.Enum(), I: &axis}})
+	case dq != nil:
+		stored := constantOf(dq.Input(0))
+		l.weight, l.stored, l.dequantized = dq.Input(0).Name, dtypeName(stored.GetDataType()), true
+		ins := make([]*onnx.TensorProto, len(dq.Inputs))
+		for i, in := range dq.Inputs {
+			ins[i] = constantOf(in)
+		}
+		attrs := make([]*onnx.AttributeProto, len(dq.Attrs))
+		for i, a := range dq.Attrs {
+			attrs[i] = a.Proto
+		}
+		t, err = dequantize(m, ins, attrs)
+	default:
+		stored := constantOf(v)
+		l.stored = dtypeName(stored.GetDataType())
+		if stored.GetDataLocation() == onnx.TensorProto_EXTERNAL {
+			return nil, fmt.Errorf("%q is external data that was not loaded", v.Name)
+		}
+		t, err = runtime.TensorFromProto(stored)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", v.Name, err)
+	}
+	if t.Kind != runtime.KindTensor {
+		return nil, fmt.Errorf("%q is not a tensor", v.Name)
+	}
+	l.shape = t.Shape
+	switch d := t.Data.(type) {
+	case []float32:
+		l.count(d)
+	case []float64:
+		l.count(d)
+	default:
+		return nil, fmt.Errorf("%q holds %s, not floats", v.Name, l.stored)
+	}
+	return l, nil
+}
+
+// count records the weight's values and counts the zeros among them,
+// and the non-finite ones, which a histogram cannot place.
+func (l *layer) count(values any) {
+	add := func(x float64) {
+		l.params++
+		switch {
+		case math.IsNaN(x) || math.IsInf(x, 0):
+			l.nonFinite++
+		case x == 0:
+			l.zeros++
+		}
+		l.values = append(l.values, float32(x))
+	}
+	switch d := values.(type) {
+	case []float32:
+		l.values = make([]float32, 0, len(d))
+		for _, x := range d {
+			add(float64(x))
+		}
+	case []float64:
+		l.values = make([]float32, 0, len(d))
+		for _, x := range d {
+			add(x)
+		}
+	}
+}
+
+// dequantize runs one DequantizeLinear node on constant inputs (nil for
+// an omitted one) in onnxopt's runtime, in a model of that node alone with
+// m's opsets, so that the values are those the model computes.
+func dequantize(m *graph.Model, inputs []*onnx.TensorProto, attrs []*onnx.AttributeProto) (*runtime.Tensor, error) {
+	sub := graph.NewModel(m.IRVersion, m.Opsets...)
+	g := sub.Graph
+	feeds := map[string]*runtime.Tensor{}
+	ins := make([]*graph.Value, len(inputs))
+	for i, tp := range inputs {
+		if tp == nil {
+			continue
+		}
+		t, err := runtime.TensorFromProto(tp)
+		if err != nil {
+			return nil, err
+		}
+		shape := make([]int64, len(t.Shape))
+		for j, d := range t.Shape {
+			shape[j] = int64(d)
+		}
+		ins[i] = g.NewValue(fmt.Sprintf("input%d", i))
+		ins[i].SetTensorType(t.DType, graph.Known(shape...))
+		g.Inputs = append(g.Inputs, ins[i])
+		feeds[ins[i].Name] = t
+	}
+	// Trailing omitted inputs are dropped, as a serialized node would.
+	for len(ins) > 0 && ins[len(ins)-1] == nil {
+		ins = ins[:len(ins)-1]
+	}
+	out := g.NewValue("dequantized")
+	g.Outputs = append(g.Outputs, out)
+	if _, err := g.NewNode("DequantizeLinear", "dequantize", ins, []*graph.Value{out}, attrs...); err != nil {
+		return nil, err
+	}
+	plan, err := runtime.Compile(g)
+	if err != nil {
+		return nil, err
+	}
+	res, err := plan.Run(feeds)
+	if err != nil {
+		return nil, err
+	}
+	return res[out.Name], nil
+}
+
+func dtypeName(dt int32) string {
+	name := strings.ToLower(onnx.TensorProto_DataType(dt).String())
+	if name == "float" {
+		return "float32"
+	}
+	return name
+}
+
+func ptr[T any](x T) *T { return &x }
+
+// A layerPair is one layer in the models a report compares; either side
+// is nil when only one model has it.
+type layerPair struct {
+	key           string
+	before, after *layer
+	order         int // position in the reports' layer order
+}
+
+// changed counts the weights that differ between the two sides, and
+// the largest difference; ok is false when the sides cannot be compared
+// element for element.
+func (p *layerPair) changed() (n int, largest float64, ok bool) {
+	if p.before == nil || p.after == nil || !slices.Equal(p.before.shape, p.after.shape) ||
+		len(p.before.values) != len(p.after.values) || p.before.values == nil || p.after.values == nil {
+		return 0, 0, false
+	}
+	for i, b := range p.before.values {
+		a := p.after.values[i]
+		if a == b || a != a && b != b {
+			continue
+		}
+		n++
+		largest = max(largest, math.Abs(float64(a)-float64(b)))
+	}
+	return n, largest, true
+}
+
+func (p *layerPair) params() int {
+	n := 0
+	if p.before != nil {
+		n = p.before.params
+	}
+	if p.after != nil {
+		n = max(n, p.after.params)
+	}
+	return n
+}
+
+// pairLayers pairs the layers of two models by key, in before's order
+// with the layers only after has at the end. Either list may be empty.
+func pairLayers(before, after []*layer) []*layerPair {
+	var pairs []*layerPair
+	byKey := map[string]*layerPair{}
+	for _, l := range before {
+		if byKey[l.key] != nil {
+			continue // a node name used twice: keep the first
+		}
+		p := &layerPair{key: l.key, before: l, order: len(pairs)}
+		byKey[l.key] = p
+		pairs = append(pairs, p)
+	}
+	for _, l := range after {
+		p := byKey[l.key]
+		switch {
+		case p == nil:
+			p = &layerPair{key: l.key, order: len(pairs)}
+			byKey[l.key] = p
+			pairs = append(pairs, p)
+		case p.after != nil:
+			continue
+		}
+		p.after = l
+	}
+	return pairs
+}
+
+// largest returns up to n of pairs, those with the most parameters, in
+// their order.
+func largest(pairs []*layerPair, n int) []*layerPair {
+	if len(pairs) <= n {
+		return pairs
+	}
+	bySize := slices.Clone(pairs)
+	slices.SortStableFunc(bySize, func(a, b *layerPair) int { return b.params() - a.params() })
+	bySize = bySize[:n]
+	slices.SortFunc(bySize, func(a, b *layerPair) int { return a.order - b.order })
+	return bySize
+}
