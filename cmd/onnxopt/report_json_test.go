@@ -8,18 +8,29 @@ import (
 	"strings"
 	"testing"
 
+	"onnxopt/passes"
 	"onnxopt/verify"
 )
 
-// jsonReports returns the types each command with --json prints, by the
+// A jsonDoc is the report a command with --json prints, and the objects
+// inside it that another command's section documents, which its own
+// section names without listing their fields again.
+type jsonDoc struct {
+	report reflect.Type
+	shared []reflect.Type
+}
+
+// jsonReports returns the report of each command with --json, by the
 // heading of its section in docs/json.md.
-func jsonReports() map[string]reflect.Type {
-	return map[string]reflect.Type{
-		"inspect":     reflect.TypeFor[inspectReport](),
-		"optimize":    reflect.TypeFor[optimizeReport](),
-		"run":         reflect.TypeFor[runReport](),
-		"conformance": reflect.TypeFor[conformanceReport](),
-		"verify":      reflect.TypeFor[verify.Report](),
+func jsonReports() map[string]jsonDoc {
+	counts, verifyReport := reflect.TypeFor[passes.Counts](), reflect.TypeFor[verify.Report]()
+	return map[string]jsonDoc{
+		"inspect":     {report: reflect.TypeFor[inspectReport]()},
+		"optimize":    {report: reflect.TypeFor[optimizeReport]()},
+		"run":         {report: reflect.TypeFor[runReport]()},
+		"conformance": {report: reflect.TypeFor[conformanceReport]()},
+		"verify":      {report: verifyReport},
+		"quantize":    {report: reflect.TypeFor[quantizeReport](), shared: []reflect.Type{counts, verifyReport}},
 	}
 }
 
@@ -28,14 +39,14 @@ func jsonReports() map[string]reflect.Type {
 // report and of the objects inside it.
 func TestJSONDocs(t *testing.T) {
 	sections := docSections(t, "../../docs/json.md")
-	for command, typ := range jsonReports() {
+	for command, doc := range jsonReports() {
 		documented, ok := sections[command]
 		if !ok {
 			t.Errorf("docs/json.md has no section %q", command)
 			continue
 		}
 		fields := map[string]bool{}
-		jsonFields(t, typ, fields, 0)
+		jsonFields(t, doc.report, doc.shared, fields, 0)
 		for name := range fields {
 			if !documented[name] {
 				t.Errorf("%s: field %q is not in docs/json.md", command, name)
@@ -79,14 +90,14 @@ func docSections(t *testing.T, path string) map[string]map[string]bool {
 }
 
 // jsonFields adds to fields the JSON field names of typ and of the types
-// inside it. A type with its own MarshalJSON is marshaled with every
-// field set, so that the names it writes are found and none is left out
-// as empty.
-func jsonFields(t *testing.T, typ reflect.Type, fields map[string]bool, depth int) {
+// inside it but those shared. A type with its own MarshalJSON is
+// marshaled with every field set, so that the names it writes are found
+// and none is left out as empty.
+func jsonFields(t *testing.T, typ reflect.Type, shared []reflect.Type, fields map[string]bool, depth int) {
 	for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice || typ.Kind() == reflect.Array || typ.Kind() == reflect.Map {
 		typ = typ.Elem()
 	}
-	if typ.Kind() != reflect.Struct || depth > 10 {
+	if typ.Kind() != reflect.Struct || depth > 10 || slices.Contains(shared, typ) {
 		return
 	}
 	marshaler := reflect.TypeFor[json.Marshaler]()
@@ -115,13 +126,13 @@ func jsonFields(t *testing.T, typ reflect.Type, fields map[string]bool, depth in
 		case name == "-":
 			continue
 		case name == "" && f.Anonymous:
-			jsonFields(t, f.Type, fields, depth+1)
+			jsonFields(t, f.Type, shared, fields, depth+1)
 			continue
 		case name == "":
 			name = f.Name
 		}
 		fields[name] = true
-		jsonFields(t, f.Type, fields, depth+1)
+		jsonFields(t, f.Type, shared, fields, depth+1)
 	}
 }
 
@@ -171,14 +182,14 @@ func fill(v reflect.Value, depth int) {
 // their Go fields.
 func TestJSONFieldsSeesMarshalers(t *testing.T) {
 	fields := map[string]bool{}
-	jsonFields(t, reflect.TypeFor[verify.OutputResult](), fields, 0)
+	jsonFields(t, reflect.TypeFor[verify.OutputResult](), nil, fields, 0)
 	for _, want := range []string{"sqnr_db", "identical", "top1", "mismatch", "max_abs_error"} {
 		if !fields[want] {
 			t.Errorf("metrics field %q not found", want)
 		}
 	}
 	fields = map[string]bool{}
-	jsonFields(t, reflect.TypeFor[verify.Tolerance](), fields, 0)
+	jsonFields(t, reflect.TypeFor[verify.Tolerance](), nil, fields, 0)
 	var names []string
 	for name := range fields {
 		names = append(names, name)
