@@ -188,3 +188,52 @@ func TestSgemmReusesScratch(t *testing.T) {
 		checkSgemm(t, impls, rng, sgemmCase{m: size, n: size + 1, k: size + 2, alpha: 1, beta: 0})
 	}
 }
+
+// TestConvSgemmLayouts runs Conv on shapes that reach each layout of
+// convSgemm and the corners of each (several products of lane groups, a
+// last partial group, phases of strides with dilations, 1-D and 3-D,
+// depths past sgemmKC, grids past sgemmNC columns) and compares with Conv
+// by its definition. Without the micro-kernel they run through im2col.
+func TestConvSgemmLayouts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 19))
+	for _, c := range []struct {
+		convCase
+		lanes bool
+	}{
+		{convCase{name: "lanes, two products", x: []int{300, 2, 4, 4}, w: []int{5, 2, 3, 3}, pads: []int{1, 1, 1, 1}, bias: true}, true},
+		{convCase{name: "lanes, groups strides dilations", x: []int{40, 4, 7, 6}, w: []int{6, 2, 3, 2}, group: 2,
+			strides: []int{2, 1}, dilations: []int{1, 2}, pads: []int{1, 0, 2, 1}, bias: true}, true},
+		{convCase{name: "lanes, 3-D", x: []int{20, 2, 3, 4, 3}, w: []int{3, 2, 2, 3, 2}, strides: []int{1, 2, 2}, pads: []int{1, 0, 1, 0, 1, 1}}, true},
+		{convCase{name: "lanes, depth past a block", x: []int{32, 40, 3, 3}, w: []int{7, 40, 3, 3}, pads: []int{1, 1, 1, 1}, bias: true}, true},
+		{convCase{name: "lanes, 1-D", x: []int{33, 3, 5}, w: []int{4, 3, 3}, pads: []int{1, 1}}, true},
+		{convCase{name: "grid, X itself", x: []int{1, 3, 9, 20}, w: []int{4, 3, 3, 3}, bias: true}, false},
+		{convCase{name: "grid, 1x1 stride 2 into Y", x: []int{1, 8, 6, 7}, w: []int{4, 8, 1, 1}, strides: []int{2, 2}, bias: true}, false},
+		{convCase{name: "grid, strides dilations pads", x: []int{2, 3, 11, 10}, w: []int{5, 3, 3, 2}, strides: []int{3, 2},
+			dilations: []int{2, 3}, pads: []int{2, 1, 0, 3}, bias: true}, false},
+		{convCase{name: "grid, past the blocks", x: []int{1, 32, 50, 50}, w: []int{8, 32, 3, 3}, pads: []int{1, 1, 1, 1}, bias: true}, false},
+		{convCase{name: "grid, groups 3-D", x: []int{1, 4, 5, 4, 6}, w: []int{6, 2, 2, 3, 3}, group: 2, strides: []int{2, 1, 2}, pads: []int{0, 1, 1, 1, 0, 1}}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			win := windowAttrs{strides: c.attr(c.strides, 1), dilations: c.attr(c.dilations, 1), pads: c.pads, autoPad: "NOTSET"}
+			g, err := win.forward(c.x[2:], c.w[2:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := convShape{batch: c.x[0], inChannels: c.x[1], outChannels: c.w[0], group: max(c.group, 1), geometry: g}
+			if lanes, _, _ := convLayout(&s); lanes != c.lanes {
+				t.Fatalf("convLayout chose lanes=%t, the case is meant for lanes=%t", lanes, c.lanes)
+			}
+			in := c.inputs(rng, c.w[0])
+			out, err := c.call("Conv").run(in...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b []float64
+			if c.bias {
+				b = float64s(in[2])
+			}
+			want, shape := c.referenceConv(float64s(in[0]), float64s(in[1]), b)
+			checkAgainst(t, out[0], shape, want)
+		})
+	}
+}
