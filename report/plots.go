@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"html/template"
 	"image/color"
 	"math"
@@ -66,7 +67,15 @@ func newPlot(tickSize vg.Length) *plot.Plot {
 }
 
 // render draws p at w×h points into a PNG data URL.
-func render(p *plot.Plot, w, h vg.Length) (chart, error) {
+func render(p *plot.Plot, w, h vg.Length) (_ chart, err error) {
+	// The plot package panics on data it cannot place; the charts give
+	// it finite numbers only, and a panic left would be a bug to report,
+	// not a reason to lose the rest of the report.
+	defer func() {
+		if e := recover(); e != nil {
+			err = fmt.Errorf("drawing a chart: %v", e)
+		}
+	}()
 	c := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(chartDPI))
 	p.Draw(draw.New(c))
 	var buf bytes.Buffer

@@ -109,11 +109,7 @@ func Build(in Input) (*Report, error) {
 		if m.Graph == nil {
 			return nil, fmt.Errorf("report: model %q (%s) has no graph", m.Name, m.Role)
 		}
-		layers, notes := layersOf(m.Graph)
-		for _, n := range notes {
-			r.notes = append(r.notes, m.Role+": "+n)
-		}
-		r.models = append(r.models, &measured{Model: m, stats: m.Graph.Stats(), flops: m.Graph.Graph.FLOPs(), layers: layers})
+		r.models = append(r.models, &measured{Model: m, stats: m.Graph.Stats(), flops: m.Graph.Graph.FLOPs(), layers: layersOf(m.Graph)})
 	}
 	if len(r.models) == 0 {
 		return nil, errors.New("report: no model to report on")
@@ -133,17 +129,39 @@ func Build(in Input) (*Report, error) {
 	if in.After != nil {
 		after = r.models[len(r.models)-1].layers
 	}
-	r.pairs = pairLayers(before, after)
-	r.histograms = largest(r.pairs, MaxHistograms)
-	keep := map[*layer]bool{}
-	for _, p := range r.histograms {
-		keep[p.before], keep[p.after] = true, true
+	pairs := pairLayers(before, after)
+	shown := map[*layer]bool{}
+	for _, p := range largest(pairs, MaxHistograms) {
+		for _, l := range []*layer{p.before, p.after} {
+			if l != nil {
+				shown[l] = true
+			}
+		}
 	}
+	// Only the layers that get a histogram keep their values, so that
+	// a large model's weights are not all held twice.
+	failed := map[*layer]bool{}
 	for _, m := range r.models {
 		for _, l := range m.layers {
-			if !keep[l] {
-				l.values = nil
+			if err := l.load(m.Graph, shown[l]); err != nil {
+				failed[l] = true
+				r.notes = append(r.notes, fmt.Sprintf("%s: node %q (%s): weights not shown: %v", m.Role, l.node.Name, l.op, err))
 			}
+		}
+	}
+	for _, p := range pairs {
+		if failed[p.before] {
+			p.before = nil
+		}
+		if failed[p.after] {
+			p.after = nil
+		}
+		if p.before == nil && p.after == nil {
+			continue
+		}
+		r.pairs = append(r.pairs, p)
+		if shown[p.before] || shown[p.after] {
+			r.histograms = append(r.histograms, p)
 		}
 	}
 	return r, nil

@@ -28,9 +28,12 @@ type layer struct {
 	params      int
 	zeros       int
 	nonFinite   int
-	// values are the weight's values in its order; Build drops them
-	// for the layers that get no histogram.
+	// values are the weight's values in its order, read by load for the
+	// layers that get a histogram.
 	values []float32
+	// node reads the weight through its input slot.
+	node *graph.Node
+	slot weightSlot
 }
 
 func (l *layer) sparsity() float64 {
@@ -107,38 +110,49 @@ func dequantizer(v *graph.Value) *graph.Node {
 	return n
 }
 
-// layersOf returns the layers of m's main graph, in its node order. A
-// weight that cannot be decoded is left out with a note saying why.
-func layersOf(m *graph.Model) ([]*layer, []string) {
+// layersOf returns the layers of m's main graph, in its node order,
+// described from their weights' shapes; load reads their values.
+func layersOf(m *graph.Model) []*layer {
 	var layers []*layer
-	var notes []string
 	for _, n := range m.Graph.Nodes {
 		slot, ok := weightOf(n)
 		if !ok {
 			continue
 		}
-		l, err := decodeLayer(m, n, slot)
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("node %q (%s): weights not shown: %v", n.Name, n.OpType, err))
-			continue
+		v := n.Input(slot.weight)
+		l := &layer{key: n.Name, op: n.OpType, weight: v.Name, node: n, slot: slot}
+		if l.key == "" {
+			l.key = n.OpType + " " + v.Name
+		}
+		stored := constantOf(v)
+		if dq := dequantizer(v); slot.scale < 0 && dq != nil {
+			stored, l.weight = constantOf(dq.Input(0)), dq.Input(0).Name
+			l.dequantized = true
+		}
+		l.dequantized = l.dequantized || slot.scale >= 0
+		l.stored = dtypeName(stored.GetDataType())
+		for _, d := range stored.GetDims() {
+			l.shape = append(l.shape, int(d))
+		}
+		if params, err := onnx.NumElements(stored.GetDims()); err == nil {
+			l.params = int(params)
 		}
 		layers = append(layers, l)
 	}
-	return layers, notes
+	return layers
 }
 
-func decodeLayer(m *graph.Model, n *graph.Node, slot weightSlot) (*layer, error) {
+// load reads the layer's weights, as m computes them, and counts the
+// zeros among them, and the non-finite ones, which a histogram cannot
+// place. It keeps the values when keep is set.
+func (l *layer) load(m *graph.Model, keep bool) error {
+	n, slot := l.node, l.slot
 	v := n.Input(slot.weight)
-	l := &layer{key: n.Name, op: n.OpType, weight: v.Name}
-	if l.key == "" {
-		l.key = n.OpType + " " + v.Name
-	}
 	var t *runtime.Tensor
 	var err error
 	switch dq := dequantizer(v); {
 	case slot.scale >= 0:
 		stored := constantOf(v)
-		l.stored, l.dequantized = dtypeName(stored.GetDataType()), true
 		axis := int64(slot.axis)
 		if axis < 0 {
 			axis += int64(len(stored.GetDims()))
@@ -146,8 +160,6 @@ func decodeLayer(m *graph.Model, n *graph.Node, slot weightSlot) (*layer, error)
 		ins := []*onnx.TensorProto{stored, constantOf(n.Input(slot.scale)), constantOf(n.Input(slot.zeroPoint))}
 		t, err = dequantize(m, ins, []*onnx.AttributeProto{{Name: ptr("axis"), Type: onnx.AttributeProto_INT.Enum(), I: &axis}})
 	case dq != nil:
-		stored := constantOf(dq.Input(0))
-		l.weight, l.stored, l.dequantized = dq.Input(0).Name, dtypeName(stored.GetDataType()), true
 		ins := make([]*onnx.TensorProto, len(dq.Inputs))
 		for i, in := range dq.Inputs {
 			ins[i] = constantOf(in)
@@ -159,53 +171,46 @@ func decodeLayer(m *graph.Model, n *graph.Node, slot weightSlot) (*layer, error)
 		t, err = dequantize(m, ins, attrs)
 	default:
 		stored := constantOf(v)
-		l.stored = dtypeName(stored.GetDataType())
 		if stored.GetDataLocation() == onnx.TensorProto_EXTERNAL {
-			return nil, fmt.Errorf("%q is external data that was not loaded", v.Name)
+			return fmt.Errorf("%q is external data that was not loaded", v.Name)
 		}
 		t, err = runtime.TensorFromProto(stored)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%q: %w", v.Name, err)
+		return fmt.Errorf("%q: %w", l.weight, err)
 	}
 	if t.Kind != runtime.KindTensor {
-		return nil, fmt.Errorf("%q is not a tensor", v.Name)
+		return fmt.Errorf("%q is not a tensor", l.weight)
 	}
 	l.shape = t.Shape
 	switch d := t.Data.(type) {
 	case []float32:
-		l.count(d)
+		count(l, d, keep)
 	case []float64:
-		l.count(d)
+		count(l, d, keep)
 	default:
-		return nil, fmt.Errorf("%q holds %s, not floats", v.Name, l.stored)
+		return fmt.Errorf("%q holds %s, not floats", l.weight, l.stored)
 	}
-	return l, nil
+	return nil
 }
 
-// count records the weight's values and counts the zeros among them,
-// and the non-finite ones, which a histogram cannot place.
-func (l *layer) count(values any) {
-	add := func(x float64) {
-		l.params++
-		switch {
-		case math.IsNaN(x) || math.IsInf(x, 0):
+// count counts the values' zeros and non-finite ones, and keeps the
+// values when keep is set.
+func count[T float32 | float64](l *layer, values []T, keep bool) {
+	l.params, l.zeros, l.nonFinite = len(values), 0, 0
+	for _, x := range values {
+		switch f := float64(x); {
+		case math.IsNaN(f) || math.IsInf(f, 0):
 			l.nonFinite++
-		case x == 0:
+		case f == 0:
 			l.zeros++
 		}
-		l.values = append(l.values, float32(x))
 	}
-	switch d := values.(type) {
-	case []float32:
-		l.values = make([]float32, 0, len(d))
-		for _, x := range d {
-			add(float64(x))
-		}
-	case []float64:
-		l.values = make([]float32, 0, len(d))
-		for _, x := range d {
-			add(x)
+	l.values = nil
+	if keep {
+		l.values = make([]float32, len(values))
+		for i, x := range values {
+			l.values[i] = float32(x)
 		}
 	}
 }
