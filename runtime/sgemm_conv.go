@@ -275,21 +275,23 @@ func convLanes(s *convShape, x, bias, y []float32, cs *convScratch, weights []fl
 		used := (count + lanes - 1) / lanes
 		n := used * outVol * lanes
 		for gr := range s.group {
+			// The sixteen images of a group fill each row of the copy
+			// while it is in L1.
 			clear(xl[:used*laneVol])
-			for t := range count {
-				group := xl[t/lanes*laneVol:][:laneVol]
-				xi := x[((n0+t)*s.inChannels+gr*cG)*inVol:][:cG*inVol]
+			for t0 := 0; t0 < count; t0 += lanes {
+				group := xl[t0/lanes*laneVol:][:laneVol]
+				images := min(lanes, count-t0)
 				for c := range cG {
 					for d := range g.in[0] {
 						for h := range g.in[1] {
-							src := xi[((c*g.in[0]+d)*g.in[1]+h)*g.in[2]:][:g.in[2]]
-							if len(src) == 0 {
-								continue
-							}
-							at := (((c*padded[0]+d+g.padBegin[0])*padded[1]+h+g.padBegin[1])*padded[2]+g.padBegin[2])*lanes + t%lanes
-							dst := group[at:][:(len(src)-1)*lanes+1]
-							for w, v := range src {
-								dst[w*lanes] = v
+							at := (((c*padded[0]+d+g.padBegin[0])*padded[1]+h+g.padBegin[1])*padded[2] + g.padBegin[2]) * lanes
+							dst := group[at:][:g.in[2]*lanes]
+							from := ((c*g.in[0]+d)*g.in[1] + h) * g.in[2]
+							for lane := range images {
+								xi := x[((n0+t0+lane)*s.inChannels+gr*cG)*inVol:][:cG*inVol]
+								for w, v := range xi[from:][:g.in[2]] {
+									dst[w*lanes+lane] = v
+								}
 							}
 						}
 					}
@@ -299,18 +301,22 @@ func convLanes(s *convShape, x, bias, y []float32, cs *convScratch, weights []fl
 			a := sgemmA{packed: weights[gr*wStride:]}
 			sgemmBlocked(&cs.sgemm, mG, n, rows, &a, &b, 0, prod, n)
 			// prod holds, per output channel, per group of images, per
-			// position, the lanes; Y wants image, channel, position.
-			for t := range count {
-				lg, lane := t/lanes, t%lanes
+			// position, the lanes; Y wants image, channel, position. A
+			// group's block of a channel stays in L1 while its lanes go
+			// out.
+			for lg := range used {
+				images := min(lanes, count-lg*lanes)
 				for m := range mG {
 					var bv float32
 					if bias != nil {
 						bv = bias[gr*mG+m]
 					}
-					dst := y[((n0+t)*s.outChannels+gr*mG+m)*outVol:][:outVol]
-					src := prod[m*n+lg*outVol*lanes+lane:]
-					for p := range dst {
-						dst[p] = src[p*lanes] + bv
+					block := prod[m*n+lg*outVol*lanes:][:outVol*lanes]
+					for lane := range images {
+						dst := y[((n0+lg*lanes+lane)*s.outChannels+gr*mG+m)*outVol:][:outVol]
+						for p := range dst {
+							dst[p] = block[p*lanes+lane] + bv
+						}
 					}
 				}
 			}
