@@ -72,6 +72,49 @@ func (m *matrixB) pack(dst []float32, pc, kc, jc, nc int) {
 	}
 }
 
+// offsetB is a matrix whose panels of sgemmNR columns have consecutive
+// rows: row l of the panel of columns [16p, 16p+16) starts at
+// src[rowOff[l]+colOff[p]]. A panel may run past src's end only where its
+// columns do past the matrix's. Conv's im2col matrix is one, read from a
+// copy of X.
+type offsetB struct {
+	src            []float32
+	rowOff, colOff []int
+	// span, when positive, lets the micro-kernel read the panels in place
+	// instead of packing them: every row of panel p then lies within
+	// src[colOff[p]:][:span].
+	span int
+}
+
+func (b *offsetB) pack(dst []float32, pc, kc, jc, nc int) {
+	rowOff := b.rowOff[pc:][:kc]
+	for q := 0; q < nc; q += sgemmNR {
+		panel := dst[q*kc:][:sgemmNR*kc]
+		base := b.colOff[(jc+q)/sgemmNR]
+		for l, off := range rowOff {
+			out := (*[sgemmNR]float32)(panel[l*sgemmNR:])
+			at := base + off
+			if at+sgemmNR <= len(b.src) {
+				*out = *(*[sgemmNR]float32)(b.src[at:])
+				continue
+			}
+			// Columns past the matrix's end may hold anything: no
+			// column of C depends on another's.
+			copy(out[:], b.src[at:])
+		}
+	}
+}
+
+// readInPlace sets b.span so that the micro-kernel reads b's panels in
+// place, which saves packing them when its rows are whole cache lines.
+// Every panel must lie within src.
+func (b *offsetB) readInPlace() {
+	b.span = 0
+	for _, off := range b.rowOff {
+		b.span = max(b.span, off+sgemmNR)
+	}
+}
+
 // sgemmA is the left operand: alpha×op(a), either a row-major matrix
 // packed block by block, or packed whole beforehand (packed non-nil).
 type sgemmA struct {
@@ -156,17 +199,30 @@ func sgemmBlocked(s *sgemmScratch, m, n, k int, a *sgemmA, b sgemmB, beta float3
 			}
 		}
 	}
-	bp := scratchSlice(&s.b, roundUp(min(n, sgemmNC), sgemmNR)*min(k, sgemmKC))
+	inPlace, _ := b.(*offsetB)
+	if inPlace != nil && inPlace.span <= 0 {
+		inPlace = nil
+	}
+	var bp []float32
+	if inPlace == nil {
+		bp = scratchSlice(&s.b, roundUp(min(n, sgemmNC), sgemmNR)*min(k, sgemmKC))
+	}
 	for jc := 0; jc < n; jc += sgemmNC {
 		nc := min(sgemmNC, n-jc)
 		for pc := 0; pc < k; pc += sgemmKC {
 			kc := min(sgemmKC, k-pc)
-			b.pack(bp, pc, kc, jc, nc)
+			if inPlace == nil {
+				b.pack(bp, pc, kc, jc, nc)
+			}
 			// The first block of the depth overwrites c when beta is 0.
 			accumulate := pc > 0 || beta != 0
 			for ic := 0; ic < m; ic += sgemmMC {
 				mc := min(sgemmMC, m-ic)
 				ap := a.block(s, m, ic, mc, pc, kc)
+				if inPlace != nil {
+					sgemmMacroInPlace(s, mc, nc, kc, ap, inPlace, pc, jc, c[ic*ldc+jc:], ldc, accumulate)
+					continue
+				}
 				sgemmMacro(s, mc, nc, kc, ap, bp, c[ic*ldc+jc:], ldc, accumulate)
 			}
 		}
@@ -183,26 +239,53 @@ func sgemmMacro(s *sgemmScratch, mc, nc, kc int, ap, bp, c []float32, ldc int, a
 		for ir := 0; ir < mc; ir += sgemmMR {
 			mr := min(sgemmMR, mc-ir)
 			apanel := ap[ir*kc : (ir+sgemmMR)*kc]
-			ci := ir*ldc + jr
 			if mr == sgemmMR && nr == sgemmNR {
-				tile := c[ci : ci+(sgemmMR-1)*ldc+sgemmNR]
+				tile := c[ir*ldc+jr : (ir+sgemmMR-1)*ldc+jr+sgemmNR]
 				sgemmKernel6x16(kc, &apanel[0], &bpanel[0], &tile[0], ldc, accumulate)
 				continue
 			}
 			// An edge tile goes through s.tile, as the kernel writes
 			// whole tiles.
 			sgemmKernel6x16(kc, &apanel[0], &bpanel[0], &s.tile[0], sgemmNR, false)
-			for i := range mr {
-				row := c[ci+i*ldc:][:nr]
-				t := s.tile[i*sgemmNR:][:nr]
-				if accumulate {
-					for j, v := range t {
-						row[j] += v
-					}
-				} else {
-					copy(row, t)
-				}
+			s.addTile(c[ir*ldc+jr:], ldc, mr, nr, accumulate)
+		}
+	}
+}
+
+// sgemmMacroInPlace is sgemmMacro reading the block of b at rows
+// [pc, pc+kc) and columns [jc, jc+nc) in place.
+func sgemmMacroInPlace(s *sgemmScratch, mc, nc, kc int, ap []float32, b *offsetB, pc, jc int, c []float32, ldc int, accumulate bool) {
+	rowOff := b.rowOff[pc:][:kc]
+	for jr := 0; jr < nc; jr += sgemmNR {
+		nr := min(sgemmNR, nc-jr)
+		base := b.colOff[(jc+jr)/sgemmNR]
+		src := b.src[base : base+b.span]
+		for ir := 0; ir < mc; ir += sgemmMR {
+			mr := min(sgemmMR, mc-ir)
+			apanel := ap[ir*kc : (ir+sgemmMR)*kc]
+			if mr == sgemmMR && nr == sgemmNR {
+				tile := c[ir*ldc+jr : (ir+sgemmMR-1)*ldc+jr+sgemmNR]
+				sgemmKernel6x16Rows(kc, &apanel[0], &src[0], &rowOff[0], &tile[0], ldc, accumulate)
+				continue
 			}
+			sgemmKernel6x16Rows(kc, &apanel[0], &src[0], &rowOff[0], &s.tile[0], sgemmNR, false)
+			s.addTile(c[ir*ldc+jr:], ldc, mr, nr, accumulate)
+		}
+	}
+}
+
+// addTile writes, or with accumulate adds, the first mr×nr elements of
+// s.tile to c.
+func (s *sgemmScratch) addTile(c []float32, ldc, mr, nr int, accumulate bool) {
+	for i := range mr {
+		row := c[i*ldc:][:nr]
+		t := s.tile[i*sgemmNR:][:nr]
+		if !accumulate {
+			copy(row, t)
+			continue
+		}
+		for j, v := range t {
+			row[j] += v
 		}
 	}
 }

@@ -42,34 +42,6 @@ func convLayout(s *convShape) (lanes bool, sub [maxSpatial]int, gridCols int) {
 	return laneTiles < gridTiles, sub, gridCols
 }
 
-// offsetB is an im2col matrix whose panels of sgemmNR columns have
-// consecutive rows: row l of the panel of columns [16p, 16p+16) starts at
-// src[rowOff[l]+colOff[p]]. A panel may run past src's end only where its
-// columns do past the matrix's.
-type offsetB struct {
-	src            []float32
-	rowOff, colOff []int
-}
-
-func (b *offsetB) pack(dst []float32, pc, kc, jc, nc int) {
-	rowOff := b.rowOff[pc:][:kc]
-	for q := 0; q < nc; q += sgemmNR {
-		panel := dst[q*kc:][:sgemmNR*kc]
-		base := b.colOff[(jc+q)/sgemmNR]
-		for l, off := range rowOff {
-			out := (*[sgemmNR]float32)(panel[l*sgemmNR:])
-			at := base + off
-			if at+sgemmNR <= len(b.src) {
-				*out = *(*[sgemmNR]float32)(b.src[at:])
-				continue
-			}
-			// Columns past the matrix's end may hold anything: no
-			// column of C depends on another's.
-			copy(out[:], b.src[at:])
-		}
-	}
-}
-
 // convGrid is convSgemm image by image on the stride-phase grid sub, whose
 // columns the output positions span gridCols of.
 func convGrid(s *convShape, sub [maxSpatial]int, gridCols int, x, bias, y []float32, cs *convScratch, weights []float32, wStride int) {
@@ -297,7 +269,10 @@ func convLanes(s *convShape, x, bias, y []float32, cs *convScratch, weights []fl
 					}
 				}
 			}
+			// The micro-kernel reads the rows of the copy in place, as
+			// they are cache lines already.
 			b := offsetB{src: xl, rowOff: rowOff, colOff: colOff}
+			b.readInPlace()
 			a := sgemmA{packed: weights[gr*wStride:]}
 			sgemmBlocked(&cs.sgemm, mG, n, rows, &a, &b, 0, prod, n)
 			// prod holds, per output channel, per group of images, per

@@ -12,15 +12,28 @@ func sgemmKernelFast() bool { return false }
 // and blocking, which run on every architecture; products go through
 // gonum wherever sgemmKernelFast is false, as it is faster than this.
 func sgemmKernel6x16(k int, a, b, c *float32, ldc int, accumulate bool) {
-	ap := unsafe.Slice(a, k*sgemmMR)
 	bp := unsafe.Slice(b, k*sgemmNR)
+	sgemmTile(k, a, func(l int) []float32 { return bp[l*sgemmNR:][:sgemmNR] }, c, ldc, accumulate)
+}
+
+// sgemmKernel6x16Rows is sgemmKernel6x16 with B's rows at b[rowOff[l]:].
+func sgemmKernel6x16Rows(k int, a, b *float32, rowOff *int, c *float32, ldc int, accumulate bool) {
+	offs := unsafe.Slice(rowOff, k)
+	sgemmTile(k, a, func(l int) []float32 {
+		return unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(b), 4*offs[l])), sgemmNR)
+	}, c, ldc, accumulate)
+}
+
+func sgemmTile(k int, a *float32, bRow func(l int) []float32, c *float32, ldc int, accumulate bool) {
+	ap := unsafe.Slice(a, k*sgemmMR)
 	cp := unsafe.Slice(c, (sgemmMR-1)*ldc+sgemmNR)
 	var acc [sgemmMR][sgemmNR]float32
 	for l := range k {
+		br := bRow(l)
 		for i := range sgemmMR {
 			av := ap[l*sgemmMR+i]
-			for j := range sgemmNR {
-				acc[i][j] += av * bp[l*sgemmNR+j]
+			for j, bv := range br {
+				acc[i][j] += av * bv
 			}
 		}
 	}

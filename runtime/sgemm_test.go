@@ -45,6 +45,34 @@ func sgemmImpls(t *testing.T) map[string]sgemmImpl {
 		packed = packSgemmA(packed, transA, alpha, a, lda, m, k)
 		sgemmBlocked(&s, m, n, k, &sgemmA{packed: packed}, &matrixB{trans: transB, b: b, ld: ldb}, beta, c, ldc)
 	}
+	// op(b) copied with rows ld apart and a panel's width of slack, as
+	// offsetB, packed and read in place.
+	offsetImpl := func(inPlace bool) sgemmImpl {
+		return func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+			ld := n + 3
+			src := make([]float32, k*ld+sgemmNR)
+			ob := offsetB{src: src, rowOff: make([]int, k), colOff: make([]int, (n+sgemmNR-1)/sgemmNR)}
+			for l := range k {
+				ob.rowOff[l] = l * ld
+				for j := range n {
+					if transB {
+						src[l*ld+j] = b[j*ldb+l]
+					} else {
+						src[l*ld+j] = b[l*ldb+j]
+					}
+				}
+			}
+			for p := range ob.colOff {
+				ob.colOff[p] = p * sgemmNR
+			}
+			if inPlace {
+				ob.readInPlace()
+			}
+			sgemmBlocked(&s, m, n, k, &sgemmA{trans: transA, alpha: alpha, a: a, ld: lda}, &ob, beta, c, ldc)
+		}
+	}
+	impls["offsetB packed"] = offsetImpl(false)
+	impls["offsetB in place"] = offsetImpl(true)
 	return impls
 }
 
