@@ -1,0 +1,46 @@
+//go:build !purego
+
+package runtime
+
+// Row loops of float32 activations in assembly (vector_amd64.s), for the
+// CPUs of sgemmKernelFast.
+
+//go:noescape
+func reluFloat32s(o, x *float32, n int)
+
+//go:noescape
+func maxFloat32s(o, a, b *float32, n int)
+
+// reluFloat32 sets o[i] = max(x[i], 0), keeping NaN, and reports whether
+// it did: not where the vector loop does not run.
+func reluFloat32(o, x []float32) bool {
+	if !sgemmKernelFast() {
+		return false
+	}
+	o = o[:len(x)]
+	if n := len(x) &^ 31; n > 0 {
+		reluFloat32s(&o[0], &x[0], n)
+		o, x = o[n:], x[n:]
+	}
+	for i, v := range x {
+		o[i] = max(v, 0)
+	}
+	return true
+}
+
+// maxFloat32 sets o[i] = max(a[i], b[i]), NaN when either is, and reports
+// whether it did: not where the vector loop does not run.
+func maxFloat32(o, a, b []float32) bool {
+	if !sgemmKernelFast() {
+		return false
+	}
+	o, b = o[:len(a)], b[:len(a)]
+	if n := len(a) &^ 7; n > 0 {
+		maxFloat32s(&o[0], &a[0], &b[0], n)
+		o, a, b = o[n:], a[n:], b[n:]
+	}
+	for i, v := range a {
+		o[i] = max(v, b[i])
+	}
+	return true
+}
