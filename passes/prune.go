@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"sort"
 
 	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/proto"
@@ -247,7 +246,13 @@ type pruneOptions struct {
 	// at their own sparsity, each on its own, whatever Global says.
 	Schedule    string
 	Reconstruct bool
+
+	progress func(done, total int)
 }
+
+// SetProgress makes the pass report the layers reconstruction has
+// refitted.
+func (o *pruneOptions) SetProgress(fn func(done, total int)) { o.progress = fn }
 
 // flags binds the options; sparsity says whether the pass takes
 // --sparsity, --global and --schedule (N:M pruning sets its own).
@@ -381,34 +386,56 @@ func readSchedule(file string) (map[string]float64, error) {
 // order, then index), so that a score is a complete recipe.
 func lowestScores(targets []*pruneTarget, scores [][]float64, sparsity float64) [][]bool {
 	keep := make([][]bool, len(targets))
-	type elem struct{ t, i int }
-	var pooled []elem
+	var pooled []float64
+	var global []int
 	for ti, t := range targets {
-		keep[ti] = make([]bool, len(t.vals))
-		for i := range keep[ti] {
-			keep[ti][i] = true
-		}
 		if t.global {
-			for i := range t.vals {
-				pooled = append(pooled, elem{ti, i})
-			}
+			pooled = append(pooled, scores[ti]...)
+			global = append(global, ti)
 			continue
 		}
-		order := make([]int, len(t.vals))
-		for i := range order {
-			order[i] = i
-		}
-		s := scores[ti]
-		sort.SliceStable(order, func(a, b int) bool { return s[order[a]] < s[order[b]] })
-		for _, i := range order[:pruneCount(t.sparsity, len(order))] {
-			keep[ti][i] = false
+		keep[ti] = keepAboveLowest(scores[ti], pruneCount(t.sparsity, len(t.vals)))
+	}
+	all := keepAboveLowest(pooled, pruneCount(sparsity, len(pooled)))
+	for _, ti := range global {
+		keep[ti], all = all[:len(targets[ti].vals)], all[len(targets[ti].vals):]
+	}
+	return keep
+}
+
+// keepAboveLowest marks all but the k lowest scores to keep, the first
+// of equal scores going first. NaN ranks above every number.
+func keepAboveLowest(scores []float64, k int) []bool {
+	keep := make([]bool, len(scores))
+	for i := range keep {
+		keep[i] = true
+	}
+	if k == 0 {
+		return keep
+	}
+	sorted := slices.Clone(scores)
+	slices.Sort(sorted) // NaNs first: sort.Float64Slice order
+	nans := 0
+	for nans < len(sorted) && math.IsNaN(sorted[nans]) {
+		nans++
+	}
+	sorted = append(sorted[nans:], sorted[:nans]...)
+	threshold := sorted[k-1]
+	below := 0
+	for _, s := range sorted[:k] {
+		if s < threshold {
+			below++
 		}
 	}
-	sort.SliceStable(pooled, func(a, b int) bool {
-		return scores[pooled[a].t][pooled[a].i] < scores[pooled[b].t][pooled[b].i]
-	})
-	for _, e := range pooled[:pruneCount(sparsity, len(pooled))] {
-		keep[e.t][e.i] = false
+	ties := k - below
+	for i, s := range scores {
+		switch {
+		case s < threshold:
+			keep[i] = false
+		case s == threshold && ties > 0, math.IsNaN(s) && math.IsNaN(threshold) && ties > 0:
+			keep[i] = false
+			ties--
+		}
 	}
 	return keep
 }
@@ -470,7 +497,7 @@ func runPrune(m *graph.Model, env *Env, o *pruneOptions, masks func(targets []*p
 		}
 	}
 	if o.Reconstruct {
-		notes, err := reconstruct(m, original, targets, keep, env.Calibration)
+		notes, err := reconstructReporting(m, original, targets, keep, env.Calibration, o.progress)
 		res.Notes = append(res.Notes, notes...)
 		if err != nil {
 			return res, err

@@ -1,6 +1,7 @@
 package passes
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"testing"
@@ -29,7 +30,7 @@ func nmGroups(t *testing.T, orig, got []float32, dims []int64, axis, n, m int) {
 				}
 				// Rank by magnitude, largest first.
 				slices.SortStableFunc(idx, func(a, b int) int {
-					return -cmpFloat(math.Abs(float64(orig[a])), math.Abs(float64(orig[b])))
+					return -cmp.Compare(math.Abs(float64(orig[a])), math.Abs(float64(orig[b])))
 				})
 				for r, i := range idx {
 					want := orig[i]
@@ -43,16 +44,6 @@ func nmGroups(t *testing.T, orig, got []float32, dims []int64, axis, n, m int) {
 			}
 		}
 	}
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func TestPruneNM(t *testing.T) {

@@ -79,6 +79,12 @@ type groupRows struct {
 // topological order, and writes their weights and biases into m. original
 // is m before pruning; calib are the calibration batches.
 func reconstruct(m, original *graph.Model, targets []*pruneTarget, keep [][]bool, calib []map[string]*runtime.Tensor) ([]string, error) {
+	return reconstructReporting(m, original, targets, keep, calib, nil)
+}
+
+// reconstructReporting is reconstruct telling progress, when not nil, of
+// each layer as it starts.
+func reconstructReporting(m, original *graph.Model, targets []*pruneTarget, keep [][]bool, calib []map[string]*runtime.Tensor, progress func(done, total int)) ([]string, error) {
 	ref, err := runtime.Compile(original.Graph)
 	if err != nil {
 		return nil, fmt.Errorf("reconstruction: the original model: %w", err)
@@ -93,6 +99,9 @@ func reconstruct(m, original *graph.Model, targets []*pruneTarget, keep [][]bool
 	}
 	var notes []string
 	for ti, t := range targets {
+		if progress != nil {
+			progress(ti+1, len(targets))
+		}
 		layer, why := asLinearLayer(t.w)
 		if why != "" {
 			notes = append(notes, fmt.Sprintf("%s not refitted: %s", t.w.Layer(), why))

@@ -149,7 +149,17 @@ func runPrune(c *cli, args []string) error {
 		}
 	}
 
+	bar := c.newProgress(0, "reconstruct")
+	if p, ok := steps[0].Pass.(passes.ProgressReporter); ok {
+		p.SetProgress(func(done, total int) {
+			if done == 1 && bar.bar != nil {
+				bar.bar.ChangeMax(total)
+			}
+			bar.Set(done)
+		})
+	}
 	reports, err := passes.Run(m, steps, env, passes.Options{})
+	bar.Finish()
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
