@@ -79,6 +79,16 @@ func TestPruneNM(t *testing.T) {
 			b.output(b.nodeWith("Gemm", "y", []*graph.Value{b.input("x", 2, 16), w}, intAttr("transB", 1)))
 			return w
 		}, 1},
+		{"LSTM input weights along the input", "2:4", 2, 4, func(b *builder) *graph.Value {
+			w := b.weights("W", 1, -1, 1, 1, 8, 8)
+			// R, [1, 8, 2], has groups of 2 channels: it keeps all.
+			y := b.g.Value("y")
+			if _, err := b.g.NewNode("LSTM", "lstm", []*graph.Value{b.input("x", 3, 1, 8), w, b.weights("R", 2, -1, 1, 1, 8, 2)}, []*graph.Value{y}, intAttr("hidden_size", 2)); err != nil {
+				b.t.Fatal(err)
+			}
+			b.output(y)
+			return w
+		}, 2},
 		{"batched matmul along K", "2:4", 2, 4, func(b *builder) *graph.Value {
 			w := b.weights("W", 1, -1, 1, 2, 8, 3)
 			b.output(b.node("MatMul", "y", b.input("x", 2, 5, 8), w))
