@@ -212,6 +212,7 @@ type quantOptions struct {
 	PerChannel    bool
 	ReduceRange   bool
 	KeepFirstLast bool
+	accuracyBudget
 }
 
 func (o *quantOptions) flags(fs *pflag.FlagSet, opTypesDoc string) {
@@ -220,6 +221,7 @@ func (o *quantOptions) flags(fs *pflag.FlagSet, opTypesDoc string) {
 	fs.BoolVar(&o.PerChannel, "per-channel", false, "one weight scale per output channel (needs opset 13) instead of one per tensor")
 	fs.BoolVar(&o.ReduceRange, "reduce-range", false, "quantize weights to 7 bits, for u8×s8 kernels of CPUs without VNNI")
 	fs.BoolVar(&o.KeepFirstLast, "keep-first-last", false, "keep the first and the last layer with weights in float")
+	o.accuracyBudget.flags(fs)
 }
 
 // A layerPlan is what quantization decided for the layers of a graph.

@@ -55,29 +55,16 @@ func (p *staticQuantization) Run(m *graph.Model, env *Env) (Result, error) {
 	if len(env.Calibration) == 0 {
 		return Result{}, fmt.Errorf("no calibration data")
 	}
+	if err := p.check(env); err != nil {
+		return Result{}, err
+	}
 	warnQuantized(m, env)
 	g := m.Graph
 	if err := g.Sort(); err != nil {
 		return Result{}, err
 	}
 	plan := p.planLayers(g)
-	res := Result{Notes: plan.notes}
-
-	// The activations, each with the layer inputs that read it.
-	readers := map[*graph.Value][]graph.Use{}
-	var acts []*graph.Value
-	for _, n := range plan.layers {
-		for _, s := range quantSlots(n) {
-			v := n.Input(s.index)
-			if s.kind == slotWeight || v == nil || v.IsConstant() || isDequantized(v) {
-				continue
-			}
-			if _, ok := readers[v]; !ok {
-				acts = append(acts, v)
-			}
-			readers[v] = append(readers[v], graph.Use{Node: n, Index: s.index})
-		}
-	}
+	acts, _ := activationReaders(plan.layers)
 	names := make([]string, len(acts))
 	for i, v := range acts {
 		names[i] = v.Name
@@ -90,6 +77,42 @@ func (p *staticQuantization) Run(m *graph.Model, env *Env) (Result, error) {
 			return Result{}, err
 		}
 	}
+	quantize := func(m *graph.Model, layers []*graph.Node, env *Env) (Result, error) {
+		return p.quantizeLayers(m.Graph, layers, c, stats, env)
+	}
+	res, err := p.quantizeWithin(m, plan, env, quantize)
+	if err != nil {
+		return Result{}, err
+	}
+	return res, g.Sort()
+}
+
+// activationReaders returns the activations the layers read that
+// quantization puts through QuantizeLinear and DequantizeLinear, in
+// order, each with the layer inputs that read it.
+func activationReaders(layers []*graph.Node) ([]*graph.Value, map[*graph.Value][]graph.Use) {
+	readers := map[*graph.Value][]graph.Use{}
+	var acts []*graph.Value
+	for _, n := range layers {
+		for _, s := range quantSlots(n) {
+			v := n.Input(s.index)
+			if s.kind == slotWeight || v == nil || v.IsConstant() || isDequantized(v) {
+				continue
+			}
+			if _, ok := readers[v]; !ok {
+				acts = append(acts, v)
+			}
+			readers[v] = append(readers[v], graph.Use{Node: n, Index: s.index})
+		}
+	}
+	return acts, readers
+}
+
+// quantizeLayers quantizes the activations the layers of g read, with the
+// statistics calibration measured, and their weights.
+func (p *staticQuantization) quantizeLayers(g *graph.Graph, layers []*graph.Node, c calibration, stats map[string]*tensorStats, env *Env) (Result, error) {
+	var res Result
+	acts, readers := activationReaders(layers)
 	r := activationRange(p.Symmetric)
 	quantizedActs := 0
 	for _, v := range acts {
@@ -104,12 +127,9 @@ func (p *staticQuantization) Run(m *graph.Model, env *Env) (Result, error) {
 		}
 		quantizedActs++
 	}
-	weights, notes, err := quantizeWeights(plan.layers, &p.quantOptions, env)
+	weights, notes, err := quantizeWeights(layers, &p.quantOptions, env)
 	res.Notes = append(res.Notes, notes...)
 	if err != nil {
-		return Result{}, err
-	}
-	if err := g.Sort(); err != nil {
 		return Result{}, err
 	}
 	res.Changes = quantizedActs + weights

@@ -26,18 +26,31 @@ func (p *weightQuantization) Run(m *graph.Model, env *Env) (Result, error) {
 	if err := requireOpset(m, p.PerChannel); err != nil {
 		return Result{}, err
 	}
+	if err := p.check(env); err != nil {
+		return Result{}, err
+	}
 	warnQuantized(m, env)
 	if err := m.Graph.Sort(); err != nil {
 		return Result{}, err
 	}
+	return p.quantizeWithin(m, p.planLayers(m.Graph), env, p.quantizeLayers)
+}
+
+// quantizeLayers quantizes the weights of the given layers of m's root
+// graph and of every layer of its subgraphs, which the budget leaves
+// alone.
+func (p *weightQuantization) quantizeLayers(m *graph.Model, layers []*graph.Node, env *Env) (Result, error) {
 	var res Result
 	var err error
 	m.Graph.Walk(func(g *graph.Graph) bool {
-		plan := p.planLayers(g)
-		res.Notes = append(res.Notes, plan.notes...)
+		if g != m.Graph {
+			plan := p.planLayers(g)
+			res.Notes = append(res.Notes, plan.notes...)
+			layers = plan.layers
+		}
 		var n int
 		var notes []string
-		n, notes, err = quantizeWeights(plan.layers, &p.quantOptions, env)
+		n, notes, err = quantizeWeights(layers, &p.quantOptions, env)
 		res.Changes += n
 		res.Notes = append(res.Notes, notes...)
 		if err != nil {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,6 +26,7 @@ type quantizeJSON struct {
 	Calibration *calibrationJSON `json:"calibration"`
 	Quantized   []layerJSON      `json:"quantized"`
 	Float       []layerJSON      `json:"float"`
+	Notes       []string         `json:"notes"`
 	Verify      *struct {
 		Comparisons []struct {
 			Outputs []struct {
@@ -178,5 +181,41 @@ func TestQuantizeUsage(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d, %q; want 2 and %q", tc.args, code, stderr, tc.want)
 		}
+	}
+}
+
+// TestQuantizeBudgetCommand quantizes the digits CNN with a budget below
+// the error of quantizing every layer (0.30 on its calibration samples):
+// the report must list layers kept in float with the reason, and --verify,
+// which runs the same samples, must find the outputs within the budget.
+func TestQuantizeBudgetCommand(t *testing.T) {
+	const budget = 0.15
+	out := filepath.Join(t.TempDir(), "int8.onnx")
+	code, stdout, stderr := onnxopt("quantize", digitsCNN, "-o", out, "--calibration", digitsCNNCalibration, "--per-channel",
+		"--max-error", fmt.Sprint(budget), "--verify", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r quantizeJSON
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Float) == 0 || len(r.Quantized) == 0 || len(r.Float)+len(r.Quantized) != 4 {
+		t.Errorf("quantized %+v, float %+v", r.Quantized, r.Float)
+	}
+	for _, l := range r.Float {
+		if !slices.ContainsFunc(r.Notes, func(n string) bool {
+			return strings.HasPrefix(n, fmt.Sprintf("%q (%s) kept in float by the budget", l.Node, l.Op))
+		}) {
+			t.Errorf("no note says why %s is float: %q", l.Node, r.Notes)
+		}
+	}
+	m := r.Verify.Comparisons[0].Outputs[0].Metrics
+	if m.MaxAbs == nil || *m.MaxAbs > budget {
+		t.Errorf("max abs error %v on the calibration samples, budget %g", m.MaxAbs, budget)
+	}
+	code, stdout, stderr = onnxopt("quantize", digitsCNN, "-o", out, "--calibration", digitsCNNCalibration, "--per-channel", "--max-error", fmt.Sprint(budget))
+	if code != 0 || !strings.Contains(stdout, "kept in float (") || !strings.Contains(stdout, "within the budget") {
+		t.Errorf("exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
