@@ -94,6 +94,12 @@ func nonZeros(t *onnx.TensorProto) (int64, bool) {
 	if t.GetDataLocation() == onnx.TensorProto_EXTERNAL {
 		return 0, false
 	}
+	if size := fixedIntSize(onnx.DataType(t.GetDataType())); size > 0 && t.RawData != nil {
+		if err := onnx.ValidateTensor(t); err != nil {
+			return 0, false
+		}
+		return countNonZeroElements(t.RawData, size), true
+	}
 	data, err := onnx.Decode(t)
 	if err != nil {
 		return 0, false
@@ -136,6 +142,46 @@ func nonZeros(t *onnx.TensorProto) (int64, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// fixedIntSize is the size in bytes of an element of an integer or BOOL
+// type dt that fills whole bytes, or 0 for other types.
+func fixedIntSize(dt onnx.DataType) int {
+	switch dt {
+	case onnx.TensorProto_INT8, onnx.TensorProto_UINT8, onnx.TensorProto_BOOL:
+		return 1
+	case onnx.TensorProto_INT16, onnx.TensorProto_UINT16:
+		return 2
+	case onnx.TensorProto_INT32, onnx.TensorProto_UINT32:
+		return 4
+	case onnx.TensorProto_INT64, onnx.TensorProto_UINT64:
+		return 8
+	}
+	return 0
+}
+
+// countNonZeroElements counts the elements of size bytes in raw that are
+// not all zero bytes: for integers, the non-zero ones. Counting in place
+// spares the copy that decoding makes, as large as the tensor.
+func countNonZeroElements(raw []byte, size int) int64 {
+	var n int64
+	if size == 1 {
+		for _, b := range raw {
+			if b != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	for i := 0; i < len(raw); i += size {
+		for _, b := range raw[i : i+size] {
+			if b != 0 {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 func countNonZero[T float32 | float64 | int8 | uint8 | int16 | uint16 | int32 | uint32 | int64 | uint64](xs []T) int64 {

@@ -35,8 +35,9 @@ type WriteOptions struct {
 // given, the one the ONNX Python tools use.
 const DefaultExternalThreshold = 1024
 
-// maxProtoSize is the largest message protobuf implementations parse.
-const maxProtoSize = math.MaxInt32
+// MaxProtoSize is the largest message protobuf implementations parse:
+// WriteModel writes a larger model with external data.
+const MaxProtoSize = math.MaxInt32
 
 // externalAlign is the alignment of tensors in external data files, so that
 // they can be memory-mapped and used in place.
@@ -53,7 +54,7 @@ const streamThreshold = 64 << 10
 // not modified. Tensors that still refer to external data (not loaded by
 // ReadModel) are refused.
 func WriteModel(path string, m *ModelProto, opt WriteOptions) error {
-	if err := writeModel(path, m, opt, maxProtoSize); err != nil {
+	if err := writeModel(path, m, opt, MaxProtoSize); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
+
+	"google.golang.org/protobuf/proto"
 
 	"onnxopt/graph"
 	"onnxopt/onnx"
@@ -29,5 +32,18 @@ func runConvert(c *cli, args []string) error {
 	if err := m.Verify(); err != nil {
 		return fmt.Errorf("%s: %w", fs.Arg(0), err)
 	}
-	return m.Save(*out, onnx.WriteOptions{ExternalData: *external, Threshold: *threshold, Location: *location})
+	opt := onnx.WriteOptions{ExternalData: *external, Threshold: *threshold, Location: *location}
+	mp := m.ToProto()
+	if size := proto.Size(mp); !opt.ExternalData && size > onnx.MaxProtoSize {
+		file, least := opt.Location, opt.Threshold
+		if file == "" {
+			file = filepath.Base(*out) + ".data"
+		}
+		if least <= 0 {
+			least = onnx.DefaultExternalThreshold
+		}
+		fmt.Fprintf(c.stderr, "onnxopt convert: the model is %s, over protobuf's 2 GiB limit: writing tensors of at least %d bytes as external data to %s\n",
+			byteSize(int64(size)), least, file)
+	}
+	return onnx.WriteModel(*out, mp, opt)
 }

@@ -53,6 +53,25 @@ func (c GPTConfig) Params() int64 {
 // all biases 0. The attention has no causal mask: the model has the shape
 // and weight layout of a GPT, which is what the tools that use it measure.
 func GPT(c GPTConfig) (*onnx.ModelProto, error) {
+	return buildGPT(c, func(name string, dims []int64, fill func([]float32)) (*onnx.TensorProto, error) {
+		n, err := onnx.NumElements(dims)
+		if err != nil {
+			return nil, err
+		}
+		v := make([]float32, n)
+		fill(v)
+		return onnx.NewTensor(name, onnx.TensorProto_FLOAT, dims, v)
+	})
+}
+
+// A floatSink makes the float32 initializer name of shape dims. fill
+// writes the elements, in order, into each slice it is given: GPT passes
+// one slice for the whole tensor, WriteGPTExternal a chunk at a time, and
+// both get the same elements.
+type floatSink func(name string, dims []int64, fill func([]float32)) (*onnx.TensorProto, error)
+
+// buildGPT builds the model GPT describes, with its weights made by sink.
+func buildGPT(c GPTConfig, sink floatSink) (*onnx.ModelProto, error) {
 	if c.Layers < 0 || c.DModel <= 0 || c.Vocab <= 0 || c.DModel > maxWidth || c.Vocab > maxWidth || c.Layers > maxWidth {
 		return nil, fmt.Errorf("GPT config %+v: sizes out of range", c)
 	}
@@ -63,7 +82,7 @@ func GPT(c GPTConfig) (*onnx.ModelProto, error) {
 	if c.DModel%64 == 0 {
 		heads = c.DModel / 64
 	}
-	b := &gptBuilder{rng: rand.New(rand.NewPCG(c.Seed, 0x6770742d6f6e6e78)), graph: &onnx.GraphProto{Name: proto.String("gpt")}}
+	b := &gptBuilder{rng: rand.New(rand.NewPCG(c.Seed, 0x6770742d6f6e6e78)), graph: &onnx.GraphProto{Name: proto.String("gpt")}, sink: sink}
 	d, dh := int64(c.DModel), int64(c.DModel/heads)
 
 	b.graph.Input = []*onnx.ValueInfoProto{valueInfo("input_ids", onnx.TensorProto_INT64, "batch", "seq")}
@@ -127,6 +146,7 @@ func WriteGPT(dir string, c GPTConfig) (string, int64, error) {
 type gptBuilder struct {
 	rng   *rand.Rand
 	graph *onnx.GraphProto
+	sink  floatSink
 	err   error
 }
 
@@ -141,21 +161,21 @@ func (b *gptBuilder) addInitializer(t *onnx.TensorProto, err error) string {
 
 // weight adds a random [rows, cols] initializer.
 func (b *gptBuilder) weight(name string, rows, cols int64) string {
-	v := make([]float32, rows*cols)
 	// Uniform on [-a, a] has standard deviation a/sqrt(3).
 	a := float32(0.02 * math.Sqrt(3))
-	for i := range v {
-		v[i] = (2*b.rng.Float32() - 1) * a
-	}
-	return b.addInitializer(onnx.NewTensor(name, onnx.TensorProto_FLOAT, []int64{rows, cols}, v))
+	return b.addInitializer(b.sink(name, []int64{rows, cols}, func(v []float32) {
+		for i := range v {
+			v[i] = (2*b.rng.Float32() - 1) * a
+		}
+	}))
 }
 
 func (b *gptBuilder) filled(name string, n int64, value float32) string {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = value
-	}
-	return b.addInitializer(onnx.NewTensor(name, onnx.TensorProto_FLOAT, []int64{n}, v))
+	return b.addInitializer(b.sink(name, []int64{n}, func(v []float32) {
+		for i := range v {
+			v[i] = value
+		}
+	}))
 }
 
 func (b *gptBuilder) constInt64(name string, v ...int64) string {
