@@ -13,6 +13,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"onnxopt/internal/atomicfile"
 )
 
 // WriteOptions says where WriteModel puts tensor data.
@@ -99,7 +101,7 @@ func writeModel(path string, m *ModelProto, opt WriteOptions, limit int) error {
 		if threshold <= 0 {
 			threshold = DefaultExternalThreshold
 		}
-		dataTemp, err = writeTemp(dataPath, func(w *bufio.Writer) error {
+		dataTemp, err = atomicfile.WriteTemp(dataPath, func(w *bufio.Writer) error {
 			return e.writeExternal(w, m, location, threshold)
 		})
 		if err != nil {
@@ -113,53 +115,20 @@ func writeModel(path string, m *ModelProto, opt WriteOptions, limit int) error {
 	if size := e.size(m.ProtoReflect()); size > limit {
 		return fmt.Errorf("the model is %d bytes without its external data, more than protobuf's limit of %d", size, limit)
 	}
-	modelTemp, err := writeTemp(path, func(w *bufio.Writer) error {
+	modelTemp, err := atomicfile.WriteTemp(path, func(w *bufio.Writer) error {
 		return e.write(w, m.ProtoReflect())
 	})
 	if err != nil {
 		return err
 	}
 	if dataTemp != "" {
-		if err := os.Rename(dataTemp, dataPath); err != nil {
+		if err := atomicfile.Rename(dataTemp, dataPath); err != nil {
 			os.Remove(modelTemp)
 			return err
 		}
 		dataTemp = ""
 	}
-	if err := os.Rename(modelTemp, path); err != nil {
-		os.Remove(modelTemp)
-		return err
-	}
-	return nil
-}
-
-// writeTemp writes a temporary file in the folder of path through fill and
-// returns its name. On error the file is removed.
-func writeTemp(path string, fill func(*bufio.Writer) error) (name string, err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<20)
-	if err := fill(w); err != nil {
-		return "", err
-	}
-	if err := w.Flush(); err != nil {
-		return "", err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		return "", err
-	}
-	return f.Name(), nil
+	return atomicfile.Rename(modelTemp, path)
 }
 
 // encoder streams a model to a writer. proto.Marshal would build the whole

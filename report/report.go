@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"onnxopt/graph"
+	"onnxopt/internal/atomicfile"
 	"onnxopt/passes"
 	"onnxopt/runtime"
 	"onnxopt/verify"
@@ -225,32 +224,14 @@ func (r *Report) Write(w io.Writer) error {
 }
 
 // WriteFile writes the report to path through a temporary file in the
-// same folder, renamed into place once complete.
-func (r *Report) WriteFile(path string) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
+// same folder, renamed into place once complete (atomicfile.Write).
+func (r *Report) WriteFile(path string) error {
+	return atomicfile.Write(path, func(w *bufio.Writer) error {
+		if err := r.Write(w); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
 		}
-	}()
-	w := bufio.NewWriter(f)
-	if err := r.Write(w); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+		return nil
+	})
 }
 
 // grouped writes n with commas between groups of three digits.

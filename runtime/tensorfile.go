@@ -13,6 +13,7 @@ import (
 	"codeberg.org/sbinet/npyio/npy"
 	"google.golang.org/protobuf/proto"
 
+	"onnxopt/internal/atomicfile"
 	"onnxopt/onnx"
 )
 
@@ -82,7 +83,8 @@ func readNpy(path string) (*Tensor, error) {
 }
 
 // WriteTensorFile writes t to path as a TensorProto called name (.pb) or a
-// NumPy array (.npy), through a temporary file renamed into place.
+// NumPy array (.npy), through a temporary file renamed into place
+// (atomicfile.Write).
 func WriteTensorFile(path, name string, t *Tensor) error {
 	var body func(w *bufio.Writer) error
 	switch strings.ToLower(filepath.Ext(path)) {
@@ -103,7 +105,12 @@ func WriteTensorFile(path, name string, t *Tensor) error {
 		}
 		body = func(w *bufio.Writer) error { _, err := w.Write(b); return err }
 	}
-	return writeAtomic(path, body)
+	return atomicfile.Write(path, func(w *bufio.Writer) error {
+		if err := body(w); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
+	})
 }
 
 func npyDescr(dt onnx.TensorProto_DataType) (string, bool) {
@@ -145,30 +152,4 @@ func writeNpy(w *bufio.Writer, descr string, t *Tensor) error {
 	binary.Write(w, binary.LittleEndian, uint16(len(header)))
 	w.WriteString(header)
 	return binary.Write(w, binary.LittleEndian, t.Data)
-}
-
-// writeAtomic writes a file through a temporary file in the same folder,
-// renamed into place only when everything was written.
-func writeAtomic(path string, body func(w *bufio.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	w := bufio.NewWriter(f)
-	if err = body(w); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err = w.Flush(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"onnxopt/internal/atomicfile"
 	"onnxopt/onnx"
 )
 
@@ -41,46 +42,39 @@ func WriteGPTExternal(dir string, c GPTConfig) (string, error) {
 	path := filepath.Join(dir, "model.onnx")
 	location := filepath.Base(path) + ".data"
 	dataPath := filepath.Join(dir, location)
-	data, err := os.CreateTemp(dir, "."+location+".tmp*")
+	var m *onnx.ModelProto
+	dataTemp, err := atomicfile.WriteTemp(dataPath, func(w *bufio.Writer) error {
+		s := &externalSink{w: w, location: location}
+		var err error
+		m, err = buildGPT(c, s.tensor)
+		return err
+	})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("writing %s: %w", dataPath, err)
 	}
-	keep := false
+	renamed := false
 	defer func() {
-		if !keep {
-			data.Close()
-			os.Remove(data.Name())
+		if !renamed {
+			os.Remove(dataTemp)
 		}
 	}()
-	s := &externalSink{w: bufio.NewWriterSize(data, 1<<20), location: location}
-	m, err := buildGPT(c, s.tensor)
-	if err != nil {
-		return "", fmt.Errorf("writing %s: %w", dataPath, err)
-	}
-	if err := s.w.Flush(); err != nil {
-		return "", fmt.Errorf("writing %s: %w", dataPath, err)
-	}
-	if err := data.Chmod(0o644); err != nil {
-		return "", err
-	}
-	if err := data.Close(); err != nil {
-		return "", fmt.Errorf("writing %s: %w", dataPath, err)
-	}
 	b, err := proto.Marshal(m)
 	if err != nil {
 		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
-	modelTemp, err := writeTempFile(path, b)
+	modelTemp, err := atomicfile.WriteTemp(path, func(w *bufio.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.Rename(data.Name(), dataPath); err != nil {
+	if err := atomicfile.Rename(dataTemp, dataPath); err != nil {
 		os.Remove(modelTemp)
 		return "", err
 	}
-	keep = true
-	if err := os.Rename(modelTemp, path); err != nil {
-		os.Remove(modelTemp)
+	renamed = true
+	if err := atomicfile.Rename(modelTemp, path); err != nil {
 		return "", err
 	}
 	return path, nil
@@ -145,24 +139,4 @@ func (s *externalSink) tensor(name string, dims []int64, fill func([]float32)) (
 			{Key: proto.String("length"), Value: proto.String(strconv.FormatInt(size, 10))},
 		},
 	}, nil
-}
-
-// writeTempFile writes b to a temporary file in the folder of path and
-// returns its name; on error the file is removed.
-func writeTempFile(path string, b []byte) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return "", err
-	}
-	if _, err = f.Write(b); err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
 }
