@@ -59,8 +59,9 @@ func readPoolWindow(n *graph.Node) (windowAttrs, error) {
 
 type maxPoolAttrs struct {
 	window      windowAttrs
-	columnMajor bool  // storage_order 1: Indices count in column-major order
-	taps        []int // scratch for maxPool
+	columnMajor bool      // storage_order 1: Indices count in column-major order
+	taps        []int     // scratch for maxPool
+	row         []float32 // scratch for maxPoolVector
 }
 
 func compileMaxPool(n *graph.Node) (kernel, error) {
@@ -98,7 +99,9 @@ func (a *maxPoolAttrs) run(e *env, in []*Tensor) ([]*Tensor, error) {
 	planes := x.Shape[0] * x.Shape[1]
 	switch yd := y.Data.(type) {
 	case []float32:
-		maxPool(&g, planes, x.Data.([]float32), yd, indices, a.columnMajor, &a.taps)
+		if indices != nil || !maxPoolVector(&g, planes, x.Data.([]float32), yd, &a.row) {
+			maxPool(&g, planes, x.Data.([]float32), yd, indices, a.columnMajor, &a.taps)
+		}
 	case []float64:
 		maxPool(&g, planes, x.Data.([]float64), yd, indices, a.columnMajor, &a.taps)
 	case []int8:
@@ -183,6 +186,141 @@ func maxPool[T int8 | uint8 | float32 | float64](g *geometry, planes int, x, y [
 					}
 					yp[o] = best
 					indices[p*outVol+o] = flatPoolIndex(g, p, at, columnMajor)
+				}
+			}
+		}
+	}
+}
+
+// maxPoolVector is maxPool for float32 without Indices with vector
+// instructions (maxFloat32), through maxPoolShifted without padding and
+// maxPoolRows with. It reports false, having done nothing, where those do
+// not run.
+func maxPoolVector(g *geometry, planes int, x, y []float32, buf *[]float32) bool {
+	if !sgemmKernelFast() {
+		return false
+	}
+	if planes == 0 || g.outVolume() == 0 {
+		return true
+	}
+	if windowsInside(g) {
+		maxPoolShifted(g, planes, x, y, buf)
+	} else {
+		maxPoolRows(g, planes, x, y, buf)
+	}
+	return true
+}
+
+// windowsInside reports whether every window lies wholly in the input:
+// no padding, and with ceil_mode no window past the input's end.
+func windowsInside(g *geometry) bool {
+	for i := range maxSpatial {
+		if g.padBegin[i] != 0 || (g.out[i]-1)*g.stride[i]+(g.kernel[i]-1)*g.dilation[i] >= g.in[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// maxPoolShifted computes a MaxPool whose windows lie inside the input
+// (windowsInside) over all planes at
+// once, one spatial dimension after the other: each tap of a dimension
+// after the first is one vector pass of buf[j] = max(buf[j], buf[j+o]),
+// o the tap spacing in elements, after which buf holds at each window's
+// first element the window's maximum. Small planes, which would leave
+// rows of a few elements to maxPoolRows, then cost a few passes over X
+// (measured: the digits CNN's 2×2 pooling 1.5 against 0.4 ms).
+func maxPoolShifted(g *geometry, planes int, x, y []float32, buf *[]float32) {
+	inH, inW := g.in[1], g.in[2]
+	inVol, outVol := g.inVolume(), g.outVolume()
+	spacing := [maxSpatial]int{g.dilation[0] * inH * inW, g.dilation[1] * inW, g.dilation[2]}
+	src := x[:planes*inVol]
+	var tmp []float32
+	for i := range maxSpatial {
+		for range g.kernel[i] - 1 {
+			o := spacing[i]
+			if tmp == nil {
+				tmp = scratchSlice(buf, len(src))
+			}
+			// Forward and in place, each element is read before it is
+			// overwritten.
+			n := len(src) - o
+			maxFloat32(tmp[:n], src[:n], src[o:])
+			src = tmp[:n]
+		}
+	}
+	for p := range planes {
+		yp := y[p*outVol:][:outVol]
+		at := 0
+		for od := range g.out[0] {
+			for oh := range g.out[1] {
+				first := p*inVol + (od*g.stride[0]*inH+oh*g.stride[1])*inW
+				row := yp[at:][:g.out[2]]
+				at += len(row)
+				for ow := range row {
+					row[ow] = src[first+ow*g.stride[2]]
+				}
+			}
+		}
+	}
+}
+
+// maxPoolRows is maxPool for float32 without Indices: each output row
+// takes the maximum of its windows' input rows first, whole rows at a
+// time (maxFloat32), then of the columns of that, which leaves a scalar
+// max of kernel width for each output instead of one of kernel volume
+// (measured: ResNet-18's 3×3 pooling 3.4 against 1.8 ms).
+func maxPoolRows(g *geometry, planes int, x, y []float32, rowBuf *[]float32) {
+	inD, inH, inW := g.in[0], g.in[1], g.in[2]
+	outH, outW := g.out[1], g.out[2]
+	inVol, outVol := g.inVolume(), g.outVolume()
+	sW, dW, kW := g.stride[2], g.dilation[2], g.kernel[2]
+	tmp := scratchSlice(rowBuf, inW)
+	// Output columns [lo, hi) have every tap in the input.
+	lo, hi := validRange(outW, sW, -g.padBegin[2], inW-(kW-1)*dW)
+	lowestFloat32 := lowest[float32]()
+	for p := range planes {
+		xp := x[p*inVol:][:inVol]
+		yp := y[p*outVol:][:outVol]
+		for od := range g.out[0] {
+			for oh := range outH {
+				yrow := yp[(od*outH+oh)*outW:][:outW]
+				var rowMax []float32
+				for kd := range g.kernel[0] {
+					id := od*g.stride[0] + kd*g.dilation[0] - g.padBegin[0]
+					if id < 0 || id >= inD {
+						continue
+					}
+					for kh := range g.kernel[1] {
+						ih := oh*g.stride[1] + kh*g.dilation[1] - g.padBegin[1]
+						if ih < 0 || ih >= inH {
+							continue
+						}
+						r := xp[(id*inH+ih)*inW:][:inW]
+						if rowMax == nil {
+							rowMax = r
+							continue
+						}
+						maxFloat32(tmp, rowMax, r)
+						rowMax = tmp
+					}
+				}
+				for ow := range yrow {
+					best := lowestFloat32
+					first := ow*sW - g.padBegin[2]
+					if rowMax != nil && ow >= lo && ow < hi {
+						taps := rowMax[first:][:(kW-1)*dW+1]
+						for kw := 0; kw < len(taps); kw += dW {
+							best = max(best, taps[kw])
+						}
+					} else if rowMax != nil {
+						for kw := range kW {
+							if iw := first + kw*dW; iw >= 0 && iw < inW {
+								best = max(best, rowMax[iw])
+							}
+						}
+					}
+					yrow[ow] = best
 				}
 			}
 		}

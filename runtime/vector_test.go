@@ -62,3 +62,53 @@ func TestVectorMax(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPoolVector compares the vector MaxPool, in both its ways, with
+// the scalar one on windows with and without padding, strides,
+// dilations, ceil_mode, and 1-D to 3-D, on data with NaN and infinities.
+func TestMaxPoolVector(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 43))
+	for _, c := range []struct {
+		in, kernel, strides, dilations, pads []int
+		ceil                                 bool
+		shifted                              bool // maxPoolShifted, else maxPoolRows
+	}{
+		{in: []int{8, 8}, kernel: []int{2, 2}, strides: []int{2, 2}, shifted: true},
+		{in: []int{9, 13}, kernel: []int{3, 2}, strides: []int{2, 3}, dilations: []int{2, 1}, shifted: true},
+		{in: []int{4, 5, 6}, kernel: []int{2, 3, 2}, strides: []int{1, 2, 2}, shifted: true},
+		{in: []int{20}, kernel: []int{4}, strides: []int{3}, dilations: []int{2}, shifted: true},
+		{in: []int{112, 112}, kernel: []int{3, 3}, strides: []int{2, 2}, pads: []int{1, 1, 1, 1}},
+		{in: []int{7, 10}, kernel: []int{3, 3}, strides: []int{2, 2}, ceil: true},
+		{in: []int{6, 7}, kernel: []int{2, 3}, strides: []int{1, 2}, dilations: []int{2, 2}, pads: []int{0, 2, 1, 1}},
+		{in: []int{3, 4, 5}, kernel: []int{2, 2, 3}, strides: []int{2, 1, 2}, pads: []int{1, 0, 1, 0, 1, 2}},
+		{in: []int{2, 3}, kernel: []int{3, 3}, pads: []int{2, 2, 2, 2}},
+	} {
+		win := windowAttrs{strides: c.strides, dilations: c.dilations, pads: c.pads, autoPad: "NOTSET", ceilMode: c.ceil}
+		g, err := win.forward(c.in, c.kernel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if windowsInside(&g) != c.shifted {
+			t.Errorf("%+v: windowsInside = %t", c, !c.shifted)
+		}
+		const planes = 5
+		rows := vectorInputs(rng)
+		var x []float32
+		for len(x) < planes*g.inVolume() {
+			x = append(x, rows[rng.IntN(len(rows))]...)
+		}
+		x = x[:planes*g.inVolume()]
+		want, got := make([]float32, planes*g.outVolume()), make([]float32, planes*g.outVolume())
+		var taps []int
+		maxPool(&g, planes, x, want, nil, false, &taps)
+		var buf []float32
+		if !maxPoolVector(&g, planes, x, got, &buf) {
+			t.Skip("no vector loop here")
+		}
+		for i := range want {
+			if !sameFloat32(got[i], want[i]) {
+				t.Fatalf("%+v: output %d is %g, want %g", c, i, got[i], want[i])
+			}
+		}
+	}
+}
