@@ -3,9 +3,13 @@ package passes
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
+	goruntime "runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"onnxopt/graph"
 	"onnxopt/onnx"
@@ -311,6 +315,36 @@ func (c calibration) histogramFor(s *tensorStats) histogram {
 	return h
 }
 
+// qparams are the scale and zero point of a QuantizeLinear.
+type qparams struct {
+	scale     float32
+	zeroPoint int32
+}
+
+// paramsOf turns the statistics of each value into its quantization
+// parameters, for several values at once: the entropy method's search
+// takes far longer than the rest.
+func (c calibration) paramsOf(stats map[string]*tensorStats, r intRange) map[string]qparams {
+	names := slices.Sorted(maps.Keys(stats))
+	out := make([]qparams, len(names))
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range min(len(names), goruntime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(names); i = int(next.Add(1)) - 1 {
+				scale, zp := c.params(stats[names[i]], r)
+				out[i] = qparams{scale, zp}
+			}
+		})
+	}
+	wg.Wait()
+	params := make(map[string]qparams, len(names))
+	for i, name := range names {
+		params[name] = out[i]
+	}
+	return params
+}
+
 // params turns a value's statistics into the scale and zero point of its
 // QuantizeLinear.
 func (c calibration) params(s *tensorStats, r intRange) (float32, int32) {
@@ -347,8 +381,21 @@ const entropyStartBin = 128
 // tail added to its last bin; Q merges the clipped histogram's bins into
 // levels groups (the last group takes the remainder) and spreads each
 // group's count evenly over the group's bins where P is not zero; both are
-// smoothed so that no bin is empty, and the clip minimizing KL(P‖Q) wins,
+// smoothed so that no bin is empty (entropySmoothing of a count moves into
+// each empty bin from the others), and the clip minimizing KL(P‖Q) wins,
 // the narrowest of equals. It returns the clip in bins.
+//
+// The divergence is computed in closed form rather than bin by bin:
+// smoothing keeps each histogram's total, so with P's total Ps (every
+// count) and Q's total Qs,
+//
+//	KL(P‖Q) = (1/Ps)·Σ p′·log(p′/q′) + log(Qs/Ps),
+//
+// where the bins empty in P, also empty in Q, smoothed alike to ε, add
+// nothing to the sum, and q′ is the same across the non-empty bins of a
+// group. Group totals come from prefix sums, so a candidate costs a
+// logarithm per non-empty bin, one per distinct count among the small
+// ones, and a few operations per group.
 func entropyThreshold(hist []float64, levels int) int {
 	bins := slices.Clone(hist)
 	// A ReLU output's zeros, all in bin 0, would outweigh the rest and
@@ -357,83 +404,109 @@ func entropyThreshold(hist []float64, levels int) int {
 	if len(bins) > 1 {
 		bins[0] = bins[1]
 	}
-	suffix := make([]float64, len(bins)+1)
-	for i := len(bins) - 1; i >= 0; i-- {
-		suffix[i] = suffix[i+1] + bins[i]
+	n := len(bins)
+	// prefix[i] is the sum of bins[:i], nonEmpty[i] the number of
+	// non-empty bins among them.
+	prefix, nonEmpty := make([]float64, n+1), make([]int, n+1)
+	for j, c := range bins {
+		prefix[j+1] = prefix[j] + c
+		nonEmpty[j+1] = nonEmpty[j]
+		if c != 0 {
+			nonEmpty[j+1]++
+		}
 	}
-	best, bestDiv := len(bins), math.Inf(1)
-	p, q := make([]float64, len(bins)), make([]float64, len(bins))
-	for i := max(entropyStartBin, levels); i <= len(bins); i++ {
-		p, q := p[:i], q[:i]
-		copy(p, bins[:i])
-		p[i-1] += suffix[i]
+	total := prefix[n]
+	const eps = entropySmoothing
+	// logSmall[c] is log(c − shiftP) for the candidate logStamp[c].
+	var logSmall [256]float64
+	var logStamp [256]int
+	best, bestDiv := n, math.Inf(1)
+	for i := max(entropyStartBin, levels); i <= n; i++ {
+		tail := total - prefix[i]
+		last := bins[i-1] + tail // P's last bin
+		// P's non-empty bins: those of bins[:i], and the last one when
+		// only the tail fills it.
+		nonZeroP := nonEmpty[i]
+		if bins[i-1] == 0 && last != 0 {
+			nonZeroP++
+		}
+		if nonZeroP == 0 {
+			continue
+		}
+		shiftP := eps * float64(i-nonZeroP) / float64(nonZeroP)
+		// Q is empty where P is, and across a group whose bins hold
+		// nothing but P's tail.
 		merged := i / levels
-		for k := range levels {
-			lo, hi := k*merged, (k+1)*merged
+		group := func(k int) (lo, hi int) {
+			lo, hi = k*merged, (k+1)*merged
 			if k == levels-1 {
 				hi = i
 			}
-			var mass, nonZero float64
-			for j := lo; j < hi; j++ {
-				mass += bins[j]
-				if p[j] != 0 {
-					nonZero++
-				}
+			return lo, hi
+		}
+		var qs float64
+		nonZeroQ := 0
+		for k := range levels {
+			lo, hi := group(k)
+			nz := nonEmpty[hi] - nonEmpty[lo]
+			if hi == i && bins[i-1] == 0 && last != 0 {
+				nz++
 			}
-			for j := lo; j < hi; j++ {
-				q[j] = 0
-				if p[j] != 0 {
-					q[j] = mass / nonZero
-				}
+			if mass := prefix[hi] - prefix[lo]; mass != 0 {
+				qs += mass
+				nonZeroQ += nz
 			}
 		}
-		if !smooth(p) || !smooth(q) {
+		if nonZeroQ == 0 {
 			continue
 		}
-		if div := klDivergence(p, q); div < bestDiv {
+		shiftQ := eps * float64(i-nonZeroQ) / float64(nonZeroQ)
+		var sum float64
+		for k := range levels {
+			lo, hi := group(k)
+			mass := prefix[hi] - prefix[lo]
+			nz := nonEmpty[hi] - nonEmpty[lo]
+			if hi == i && bins[i-1] == 0 && last != 0 {
+				nz++
+			}
+			if nz == 0 {
+				continue
+			}
+			q := eps
+			if mass != 0 {
+				q = mass/float64(nz) - shiftQ
+			}
+			logQ := math.Log(q)
+			for j := lo; j < hi; j++ {
+				c := bins[j]
+				if j == i-1 {
+					c = last
+				}
+				if c == 0 {
+					continue
+				}
+				p := c - shiftP
+				var logP float64
+				// Most bins of a long tail hold a few values: their
+				// logarithms repeat within a candidate.
+				if small := int(c); float64(small) == c && small < len(logSmall) {
+					if logStamp[small] != i {
+						logSmall[small], logStamp[small] = math.Log(p), i
+					}
+					logP = logSmall[small]
+				} else {
+					logP = math.Log(p)
+				}
+				sum += p * (logP - logQ)
+			}
+		}
+		if div := sum/total + math.Log(qs/total); div < bestDiv {
 			best, bestDiv = i, div
 		}
 	}
 	return best
 }
 
-// smooth moves a little mass (1e-4 of a count) into each empty bin of a
-// histogram from its non-empty ones, so that KL divergence stays finite.
-// It reports false for a histogram with nothing to move.
-func smooth(h []float64) bool {
-	const eps = 1e-4
-	var zeros int
-	for _, c := range h {
-		if c == 0 {
-			zeros++
-		}
-	}
-	if zeros == len(h) {
-		return false
-	}
-	take := eps * float64(zeros) / float64(len(h)-zeros)
-	for j, c := range h {
-		if c == 0 {
-			h[j] = eps
-		} else {
-			h[j] = c - take
-		}
-	}
-	return true
-}
-
-// klDivergence is KL(P‖Q) of two histograms of positive counts, each
-// normalized first.
-func klDivergence(p, q []float64) float64 {
-	var pSum, qSum float64
-	for j := range p {
-		pSum += p[j]
-		qSum += q[j]
-	}
-	var div float64
-	for j := range p {
-		pj, qj := p[j]/pSum, q[j]/qSum
-		div += pj * math.Log(pj/qj)
-	}
-	return div
-}
+// entropySmoothing is the share of a count that smoothing puts in each
+// empty bin of a histogram, taken evenly from its non-empty bins.
+const entropySmoothing = 1e-4

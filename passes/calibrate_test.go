@@ -3,6 +3,7 @@ package passes
 import (
 	"math"
 	"math/rand/v2"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -235,5 +236,167 @@ func TestHistogramQuantile(t *testing.T) {
 	abs.add([]float32{-2, -0.5, 0.5, 1.5})
 	if abs.counts[0] != 2 || abs.counts[1] != 2 {
 		t.Errorf("magnitudes %v", abs.counts)
+	}
+}
+
+// TestCalibrationMemory checks that calibration streams: calibrating the
+// digits CNN on 10 and 100 times its 256 calibration samples (the same
+// batches again, so that the samples themselves take no more memory)
+// keeps the heap within 10% of calibrating on them once. The heap is
+// measured live, after a collection, at the end of 16 batches spread over
+// the run: what calibration keeps, which does not depend on when the
+// collector runs.
+func TestCalibrationMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the digits CNN on 204,800 samples")
+	}
+	d := loadDigits(t, "digits_cnn", "cnn")
+	batches, err := CalibrationBatches(d.model.Graph, map[string]*runtime.Tensor{"input": d.calibration}, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{methodMinMax, methodEntropy} {
+		peaks := map[int]uint64{}
+		for _, times := range []int{1, 10, 100} {
+			var repeated []map[string]*runtime.Tensor
+			for range times {
+				repeated = append(repeated, batches...)
+			}
+			m := cloneModel(t, d.model)
+			p := newQuantizeStatic().(*staticQuantization)
+			p.Method, p.PerChannel = method, true
+			calls := 0
+			goruntime.GC()
+			p.SetProgress(func(done, total int) {
+				calls++
+				if done%max(1, total/16) != 0 {
+					return
+				}
+				goruntime.GC()
+				var ms goruntime.MemStats
+				goruntime.ReadMemStats(&ms)
+				peaks[times] = max(peaks[times], ms.HeapInuse)
+			})
+			if _, err := p.Run(m, &Env{Calibration: repeated}); err != nil {
+				t.Fatal(err)
+			}
+			if want := len(repeated) * map[string]int{methodMinMax: 1, methodEntropy: 2}[method]; calls != want {
+				t.Fatalf("%d progress calls, want %d", calls, want)
+			}
+			t.Logf("%s, %d×256 samples (%d batches): peak live heap %.2f MB", method, times, len(repeated), float64(peaks[times])/1e6)
+		}
+		for _, times := range []int{10, 100} {
+			if ratio := float64(peaks[times]) / float64(peaks[1]); ratio > 1.1 || ratio < 1/1.1 {
+				t.Errorf("%s: the peak live heap with %d× the samples is %.3f× that with them once", method, times, ratio)
+			}
+		}
+	}
+}
+
+// entropyThresholdDirect is entropyThreshold computed bin by bin, as
+// ONNX Runtime's calibrator does: build P and Q for each clip, smooth
+// them, normalize them and sum p·log(p/q).
+func entropyThresholdDirect(hist []float64, levels int) int {
+	bins := slices.Clone(hist)
+	if len(bins) > 1 {
+		bins[0] = bins[1]
+	}
+	smooth := func(h []float64) bool {
+		zeros := 0
+		for _, c := range h {
+			if c == 0 {
+				zeros++
+			}
+		}
+		if zeros == len(h) {
+			return false
+		}
+		take := entropySmoothing * float64(zeros) / float64(len(h)-zeros)
+		for j, c := range h {
+			if c == 0 {
+				h[j] = entropySmoothing
+			} else {
+				h[j] = c - take
+			}
+		}
+		return true
+	}
+	best, bestDiv := len(bins), math.Inf(1)
+	for i := max(entropyStartBin, levels); i <= len(bins); i++ {
+		p, q := slices.Clone(bins[:i]), make([]float64, i)
+		for _, c := range bins[i:] {
+			p[i-1] += c
+		}
+		merged := i / levels
+		for k := range levels {
+			lo, hi := k*merged, (k+1)*merged
+			if k == levels-1 {
+				hi = i
+			}
+			var mass, nonZero float64
+			for j := lo; j < hi; j++ {
+				mass += bins[j]
+				if p[j] != 0 {
+					nonZero++
+				}
+			}
+			for j := lo; j < hi; j++ {
+				if p[j] != 0 {
+					q[j] = mass / nonZero
+				}
+			}
+		}
+		if !smooth(p) || !smooth(q) {
+			continue
+		}
+		var pSum, qSum, div float64
+		for j := range p {
+			pSum += p[j]
+			qSum += q[j]
+		}
+		for j := range p {
+			div += p[j] / pSum * math.Log((p[j]/pSum)/(q[j]/qSum))
+		}
+		if div < bestDiv {
+			best, bestDiv = i, div
+		}
+	}
+	return best
+}
+
+// TestEntropyThresholdDirect checks entropyThreshold's closed form against
+// the divergence computed bin by bin, on histograms of |N(0, σ)| samples
+// with outliers, of ReLU outputs, sparse ones with empty stretches, and
+// ones whose mass is all in the tail of a clip.
+func TestEntropyThresholdDirect(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for trial := range 40 {
+		bins := []int{256, 512, 2048}[trial%3]
+		h := histogram{abs: true, hi: 8, counts: make([]float64, bins)}
+		xs := make([]float32, 2000+rng.IntN(20000))
+		sigma := 0.2 + 2*rng.Float64()
+		for i := range xs {
+			switch {
+			case trial%4 == 1 && rng.IntN(2) == 0:
+				xs[i] = 0 // ReLU zeros
+			case trial%4 == 2 && rng.IntN(50) == 0:
+				xs[i] = float32(4 + 4*rng.Float64()) // outliers
+			default:
+				xs[i] = float32(math.Abs(rng.NormFloat64() * sigma))
+			}
+		}
+		if trial%4 == 3 {
+			xs = xs[:30] // mostly empty bins
+			xs = append(xs, 7.9)
+		}
+		h.add(xs)
+		for _, levels := range []int{128, 256} {
+			if levels > bins/2 {
+				continue
+			}
+			if got, want := entropyThreshold(h.counts, levels), entropyThresholdDirect(h.counts, levels); got != want {
+				t.Errorf("trial %d (%d bins, %d levels): clip %d, computed bin by bin %d", trial, bins, levels, got, want)
+			}
+		}
 	}
 }

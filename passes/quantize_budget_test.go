@@ -188,7 +188,7 @@ func TestQuantizeBudgetTop1(t *testing.T) {
 	}
 }
 
-func cloneModel(t *testing.T, m *graph.Model) *graph.Model {
+func cloneModel(t testing.TB, m *graph.Model) *graph.Model {
 	t.Helper()
 	c, err := graph.FromProto(proto.CloneOf(m.ToProto()))
 	if err != nil {

@@ -70,15 +70,16 @@ func (p *staticQuantization) Run(m *graph.Model, env *Env) (Result, error) {
 		names[i] = v.Name
 	}
 	// Calibrate on the float model, before the weights are quantized.
-	var stats map[string]*tensorStats
+	var params map[string]qparams
 	if len(names) > 0 {
-		var err error
-		if stats, err = c.calibrate(g, names, env.Calibration, p.progress); err != nil {
+		stats, err := c.calibrate(g, names, env.Calibration, p.progress)
+		if err != nil {
 			return Result{}, err
 		}
+		params = c.paramsOf(stats, activationRange(p.Symmetric))
 	}
 	quantize := func(m *graph.Model, layers []*graph.Node, env *Env) (Result, error) {
-		return p.quantizeLayers(m.Graph, layers, c, stats, env)
+		return p.quantizeLayers(m.Graph, layers, params, env)
 	}
 	res, err := p.quantizeWithin(m, plan, env, quantize)
 	if err != nil {
@@ -109,20 +110,19 @@ func activationReaders(layers []*graph.Node) ([]*graph.Value, map[*graph.Value][
 }
 
 // quantizeLayers quantizes the activations the layers of g read, with the
-// statistics calibration measured, and their weights.
-func (p *staticQuantization) quantizeLayers(g *graph.Graph, layers []*graph.Node, c calibration, stats map[string]*tensorStats, env *Env) (Result, error) {
+// parameters calibration gave them, and their weights.
+func (p *staticQuantization) quantizeLayers(g *graph.Graph, layers []*graph.Node, params map[string]qparams, env *Env) (Result, error) {
 	var res Result
 	acts, readers := activationReaders(layers)
 	r := activationRange(p.Symmetric)
 	quantizedActs := 0
 	for _, v := range acts {
-		s, ok := stats[v.Name]
+		q, ok := params[v.Name]
 		if !ok {
 			res.Notes = append(res.Notes, fmt.Sprintf("activation %q kept in float: not float32", v.Name))
 			continue
 		}
-		scale, zp := c.params(s, r)
-		if err := insertQDQ(g, v, readers[v], scale, zp, r); err != nil {
+		if err := insertQDQ(g, v, readers[v], q.scale, q.zeroPoint, r); err != nil {
 			return Result{}, err
 		}
 		quantizedActs++

@@ -211,7 +211,7 @@ type torchAnchor struct {
 	StaticInt8PC float64 `json:"torch_static_int8_perchannel_acc"`
 }
 
-func loadDigits(t *testing.T, name, anchorKey string) digits {
+func loadDigits(t testing.TB, name, anchorKey string) digits {
 	t.Helper()
 	dir := filepath.Join(digitsModels, name)
 	m, err := graph.Load(filepath.Join(dir, "model.onnx"))
