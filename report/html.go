@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"onnxopt/internal/numfmt"
 	"onnxopt/passes"
 	"onnxopt/verify"
 )
@@ -147,20 +148,22 @@ func (r *Report) summary(p *page) {
 		}
 		p.Summary = append(p.Summary, s)
 	}
-	row("nodes", func(m *measured) (string, float64) { return grouped(int64(m.stats.Nodes)), float64(m.stats.Nodes) })
-	row("parameters", func(m *measured) (string, float64) { return grouped(m.stats.Params), float64(m.stats.Params) })
+	row("nodes", func(m *measured) (string, float64) {
+		return numfmt.Thousands(int64(m.stats.Nodes)), float64(m.stats.Nodes)
+	})
+	row("parameters", func(m *measured) (string, float64) { return numfmt.Thousands(m.stats.Params), float64(m.stats.Params) })
 	row("non-zero parameters", func(m *measured) (string, float64) {
 		if m.stats.NonZero < 0 {
 			return "unknown (external data not loaded)", math.NaN()
 		}
-		text := grouped(m.stats.NonZero)
+		text := numfmt.Thousands(m.stats.NonZero)
 		if m.stats.Params > 0 {
 			text += " (" + percent(float64(m.stats.NonZero)/float64(m.stats.Params)) + ")"
 		}
 		return text, float64(m.stats.NonZero)
 	})
 	row("parameter bytes", func(m *measured) (string, float64) {
-		return scaled(float64(m.stats.Bytes), "B") + " (" + grouped(m.stats.Bytes) + ")", float64(m.stats.Bytes)
+		return scaled(float64(m.stats.Bytes), "B") + " (" + numfmt.Thousands(m.stats.Bytes) + ")", float64(m.stats.Bytes)
 	})
 	row("FLOPs per sample", func(m *measured) (string, float64) { return scaled(float64(m.flops), "FLOPs"), float64(m.flops) })
 	if p.Inputs != "" || r.models[0].latency.runs > 0 || r.models[0].latency.err != nil {
@@ -200,7 +203,7 @@ func verdictText(v *verify.Report) string {
 	if !v.Pass {
 		text = "Numeric check FAILED"
 	}
-	text += " (atol " + num(v.Tolerance.ATol) + ", rtol " + num(v.Tolerance.RTol) + "): "
+	text += " (atol " + numfmt.Metric(v.Tolerance.ATol) + ", rtol " + numfmt.Metric(v.Tolerance.RTol) + "): "
 	if math.IsInf(worst, 1) {
 		text += "the outputs are identical"
 	} else {
@@ -228,7 +231,7 @@ func (r *Report) passTable(p *page) {
 	for _, pr := range r.passes {
 		maxErr := "–"
 		if pr.MaxAbsError != nil {
-			maxErr = num(*pr.MaxAbsError)
+			maxErr = numfmt.Metric(*pr.MaxAbsError)
 		}
 		total += pr.Duration
 		p.Passes = append(p.Passes, row(pr.Name, milliseconds(pr.Duration), strconv.Itoa(pr.Changes), pr.Before, pr.After, maxErr))
@@ -257,7 +260,7 @@ func (r *Report) weights(p *page) error {
 			if l == nil {
 				continue
 			}
-			h.Op, h.Shape, h.Params = l.op, shapeText(l.shape), grouped(int64(l.params))
+			h.Op, h.Shape, h.Params = l.op, shapeText(l.shape), numfmt.Thousands(int64(l.params))
 			stored := l.stored
 			if l.dequantized {
 				stored += ", dequantized"
@@ -267,14 +270,14 @@ func (r *Report) weights(p *page) error {
 			} else if h.Stored != stored {
 				h.Stored += " → " + stored
 			}
-			zeros = append(zeros, fmt.Sprintf("%s (%s)", grouped(int64(l.zeros)), percent(l.sparsity())))
-			nonFinite = append(nonFinite, grouped(int64(l.nonFinite)))
+			zeros = append(zeros, fmt.Sprintf("%s (%s)", numfmt.Thousands(int64(l.zeros)), percent(l.sparsity())))
+			nonFinite = append(nonFinite, numfmt.Thousands(int64(l.nonFinite)))
 		}
 		h.Zeros = strings.Join(zeros, " → ")
 		if n, largest, ok := lp.changed(); ok {
 			h.Changed = "unchanged"
 			if n > 0 {
-				h.Changed = fmt.Sprintf("%s changed, by up to %s", grouped(int64(n)), num(largest))
+				h.Changed = fmt.Sprintf("%s changed, by up to %s", numfmt.Thousands(int64(n)), numfmt.Metric(largest))
 			}
 		}
 		if nonFinite[0] != "0" || nonFinite[len(nonFinite)-1] != "0" {
@@ -359,7 +362,7 @@ func (r *Report) layerErrors(p *page) error {
 		case m.Mismatch != "":
 			row.MaxAbs = m.Mismatch
 		default:
-			row.MaxAbs, row.MeanAbs, row.Cosine, row.SQNR = num(m.MaxAbs), num(m.MeanAbs), cosine(m.Cosine), sqnr(m.SQNR)
+			row.MaxAbs, row.MeanAbs, row.Cosine, row.SQNR = numfmt.Metric(m.MaxAbs), numfmt.Metric(m.MeanAbs), numfmt.Cosine(m.Cosine), sqnr(m.SQNR)
 		}
 		switch {
 		case !lv.Pass:
@@ -389,12 +392,12 @@ func (r *Report) verification(p *page) {
 			cases = append(cases, c.Name)
 		}
 	}
-	tol := "atol " + num(v.Tolerance.ATol) + ", rtol " + num(v.Tolerance.RTol)
+	tol := "atol " + numfmt.Metric(v.Tolerance.ATol) + ", rtol " + numfmt.Metric(v.Tolerance.RTol)
 	if v.Tolerance.MinCosine > 0 {
-		tol += ", min cosine " + num(v.Tolerance.MinCosine)
+		tol += ", min cosine " + numfmt.Metric(v.Tolerance.MinCosine)
 	}
 	if v.Tolerance.MinTop1 > 0 {
-		tol += ", min top-1 " + num(v.Tolerance.MinTop1)
+		tol += ", min top-1 " + numfmt.Metric(v.Tolerance.MinTop1)
 	}
 	view := &verifyView{Reference: v.Reference, Candidate: v.Candidate, Backend: string(v.Backend), Cases: strings.Join(cases, ", "), Tolerance: tol, Pass: v.Pass}
 	for _, c := range v.Comparisons {
@@ -411,7 +414,7 @@ func (r *Report) verification(p *page) {
 			if m.Mismatch != "" {
 				row.MaxAbs = m.Mismatch
 			} else {
-				row.MaxAbs, row.MeanAbs, row.MaxRel, row.Cosine, row.SQNR = num(m.MaxAbs), num(m.MeanAbs), num(m.MaxRel), cosine(m.Cosine), sqnr(m.SQNR)
+				row.MaxAbs, row.MeanAbs, row.MaxRel, row.Cosine, row.SQNR = numfmt.Metric(m.MaxAbs), numfmt.Metric(m.MeanAbs), numfmt.Metric(m.MaxRel), numfmt.Cosine(m.Cosine), sqnr(m.SQNR)
 				row.Top1 = "–"
 				if m.Rows > 0 {
 					row.Top1 = percent(m.Top1)
@@ -420,7 +423,7 @@ func (r *Report) verification(p *page) {
 			cv.Outputs = append(cv.Outputs, row)
 			if w := o.Worst; w != nil {
 				cv.Samples = append(cv.Samples, fmt.Sprintf("%s: %d of %d samples outside the tolerance; the worst is sample %d of %s: max abs %s, cosine %s, SQNR %s.",
-					o.Name, o.SamplesOutside, o.Samples, w.Index, w.Case, num(w.Metrics.MaxAbs), cosine(w.Metrics.Cosine), sqnr(w.Metrics.SQNR)))
+					o.Name, o.SamplesOutside, o.Samples, w.Index, w.Case, numfmt.Metric(w.Metrics.MaxAbs), numfmt.Cosine(w.Metrics.Cosine), sqnr(w.Metrics.SQNR)))
 			}
 		}
 		view.Comparisons = append(view.Comparisons, cv)

@@ -13,6 +13,7 @@ import (
 
 	"onnxopt/graph"
 	"onnxopt/internal/atomicfile"
+	"onnxopt/internal/numfmt"
 	"onnxopt/passes"
 	"onnxopt/runtime"
 	"onnxopt/verify"
@@ -234,23 +235,6 @@ func (r *Report) WriteFile(path string) error {
 	})
 }
 
-// grouped writes n with commas between groups of three digits.
-func grouped(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	sign := ""
-	if n < 0 {
-		sign, s = "-", s[1:]
-	}
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return sign + b.String()
-}
-
 // scaled writes n with an SI prefix and three significant digits.
 func scaled(n float64, unit string) string {
 	for _, p := range []struct {
@@ -287,38 +271,16 @@ func change(before, after float64) string {
 // delta writes "after" when nothing changed, else "before → after".
 func delta(before, after int64) string {
 	if before == after {
-		return grouped(after)
+		return numfmt.Thousands(after)
 	}
-	return grouped(before) + " → " + grouped(after)
+	return numfmt.Thousands(before) + " → " + numfmt.Thousands(after)
 }
 
 func percent(f float64) string {
 	return strconv.FormatFloat(100*f, 'f', 1, 64) + "%"
 }
 
-// num writes a metric with three significant digits.
-func num(x float64) string {
-	switch {
-	case math.IsInf(x, 1):
-		return "inf"
-	case math.IsNaN(x):
-		return "nan"
-	}
-	return strconv.FormatFloat(x, 'g', 3, 64)
-}
-
-// cosine writes a cosine similarity; one within 1e-4 of 1 as 1−d, which
-// keeps the digits that tell a rounding error from a broken layer.
-func cosine(x float64) string {
-	switch {
-	case math.IsNaN(x):
-		return "nan"
-	case x < 1 && 1-x < 1e-4:
-		return "1−" + strconv.FormatFloat(1-x, 'g', 2, 64)
-	}
-	return strconv.FormatFloat(x, 'f', 6, 64)
-}
-
+// sqnr writes an SQNR in words where it is infinite.
 func sqnr(x float64) string {
 	switch {
 	case math.IsInf(x, 1):
@@ -326,5 +288,5 @@ func sqnr(x float64) string {
 	case math.IsInf(x, -1):
 		return "no signal"
 	}
-	return strconv.FormatFloat(x, 'f', 1, 64) + " dB"
+	return numfmt.SQNR(x) + " dB"
 }

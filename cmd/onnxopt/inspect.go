@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"onnxopt/graph"
+	"onnxopt/internal/numfmt"
 	"onnxopt/onnx"
 )
 
@@ -305,34 +306,7 @@ func percent(a, b int64) float64 {
 	return 100 * float64(a) / float64(b)
 }
 
-// thousands prints n with commas between groups of three digits.
-func thousands(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
-
-// byteSize prints a byte count in B, KB, MB or GB (powers of 1000, as file
-// managers show sizes).
-func byteSize(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.2f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f KB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
-}
+// thousands and byteSize are numfmt's formats, which the HTML report
+// shares.
+func thousands(n int64) string { return numfmt.Thousands(n) }
+func byteSize(n int64) string  { return numfmt.ByteSize(n) }

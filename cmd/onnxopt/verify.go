@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"onnxopt/internal/numfmt"
 	"onnxopt/runtime"
 	"onnxopt/verify"
 )
@@ -304,37 +305,11 @@ func printLayers(c *cli, l *verify.Layers) {
 	w.Flush()
 }
 
-func num(x float64) string {
-	switch {
-	case math.IsInf(x, 1):
-		return "inf"
-	case math.IsNaN(x):
-		return "nan"
-	}
-	return strconv.FormatFloat(x, 'g', 3, 64)
-}
-
-// cosine prints a cosine similarity; one within 1e-4 of 1 as 1−d, which
-// keeps the digits that tell a rounding error from a broken layer.
-func cosine(x float64) string {
-	switch {
-	case math.IsNaN(x):
-		return "nan"
-	case x < 1 && 1-x < 1e-4:
-		return "1−" + strconv.FormatFloat(1-x, 'g', 2, 64)
-	}
-	return strconv.FormatFloat(x, 'f', 6, 64)
-}
-
-func sqnr(x float64) string {
-	switch {
-	case math.IsInf(x, 1):
-		return "inf"
-	case math.IsInf(x, -1):
-		return "-inf"
-	}
-	return strconv.FormatFloat(x, 'f', 1, 64)
-}
+// num, cosine and sqnr are numfmt's formats, which the HTML report
+// shares.
+func num(x float64) string    { return numfmt.Metric(x) }
+func cosine(x float64) string { return numfmt.Cosine(x) }
+func sqnr(x float64) string   { return numfmt.SQNR(x) }
 
 func top1(m verify.Metrics) string {
 	if m.Rows == 0 {
