@@ -52,7 +52,7 @@ func TestIm2colMatchesConv(t *testing.T) {
 			if why != "" {
 				t.Fatal(why)
 			}
-			groups, err := l.rows(x, y)
+			groups, err := l.rows(x, y, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,6 +117,8 @@ type refitCase struct {
 	input  string // the value the layer reads
 	weight string
 	bias   string // "" when the layer has no bias to refit
+	// fixed is a bias that stays, read by the test from the model
+	fixed string
 	// scale and biasScale are Gemm's alpha and beta.
 	scale, biasScale float64
 	// element is the index of feature f of channel o in the weight.
@@ -170,6 +172,18 @@ func TestReconstructLeastSquares(t *testing.T) {
 			y.Producer.SetAttr(floatAttr("beta", 2))
 			b.output(y)
 		}, layer: "y", input: "x", weight: "W", bias: "B", scale: 0.5, biasScale: 2, outs: 3, feats: 5,
+			element: func(o, f int) int { return f*3 + o }},
+		{name: "shared bias stays", build: func(b *builder) {
+			x := b.batchInput("x", 5)
+			c := b.weights("C", 2, -1, 1, 3)
+			b.output(b.node("Gemm", "y", x, b.weights("W", 1, -1, 1, 5, 3), c), b.node("Gemm", "y2", x, b.weights("W2", 3, -1, 1, 5, 3), c))
+		}, layer: "y", input: "x", weight: "W", fixed: "C", scale: 1, biasScale: 1, outs: 3, feats: 5,
+			element: func(o, f int) int { return f*3 + o }},
+		{name: "computed bias stays", build: func(b *builder) {
+			y := b.node("Gemm", "y", b.batchInput("x", 5), b.weights("W", 1, -1, 1, 5, 3), b.node("Identity", "C", b.weights("C0", 2, -1, 1, 3)))
+			y.Producer.SetAttr(floatAttr("beta", 0.5))
+			b.output(y)
+		}, layer: "y", input: "x", weight: "W", fixed: "C", scale: 1, biasScale: 0.5, outs: 3, feats: 5,
 			element: func(o, f int) int { return f*3 + o }},
 		{name: "batched matmul", build: func(b *builder) {
 			b.output(b.node("MatMul", "y", b.batchInput("x", 3, 6), b.weights("W", 1, -1, 1, 6, 4)))
@@ -236,7 +250,11 @@ func TestReconstructLeastSquares(t *testing.T) {
 					prior = append(prior, tc.biasScale*float64(oldBias[o]))
 					got = append(got, tc.biasScale*float64(bias[o]))
 				}
-				want := ridgeByQR(t, d, column(y, o, 0), prior)
+				less := 0.0
+				if tc.fixed != "" {
+					less = tc.biasScale * float64(fetch(t, p.back, calib[0], tc.fixed)[tc.fixed].Data.([]float32)[o])
+				}
+				want := ridgeByQR(t, d, column(y, o, less), prior)
 				scale := 0.0
 				for _, v := range want {
 					scale = max(scale, math.Abs(v))
@@ -249,6 +267,9 @@ func TestReconstructLeastSquares(t *testing.T) {
 			}
 			if !slices.ContainsFunc(p.res.Notes, func(n string) bool { return strings.Contains(n, "refitted") }) {
 				t.Errorf("no note on the refit in %q", p.res.Notes)
+			}
+			if stays := fmt.Sprintf("bias %q, not a constant of its own, stays", tc.fixed); tc.fixed != "" && !slices.ContainsFunc(p.res.Notes, func(n string) bool { return strings.Contains(n, stays) }) {
+				t.Errorf("notes %q, want one saying %s", p.res.Notes, stays)
 			}
 			ref := fetch(t, original, calib[0], "y")["y"]
 			errRefit, errPlain := sumSquares(t, fetch(t, p.back, calib[0], "y")["y"], ref), sumSquares(t, fetch(t, plain, calib[0], "y")["y"], ref)
@@ -280,10 +301,24 @@ func sumSquares(t *testing.T, a, b *runtime.Tensor) float64 {
 // channel's weights must solve its ridge least-squares problem (within
 // 1e-4 of the largest weight, as TestReconstructLeastSquares).
 func TestReconstructConv(t *testing.T) {
+	for _, computed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "own bias", true: "computed bias"}[computed], func(t *testing.T) {
+			reconstructConv(t, computed)
+		})
+	}
+}
+
+// reconstructConv is TestReconstructConv with a bias of its own, refitted,
+// or one an Identity node computes, which stays.
+func reconstructConv(t *testing.T, computed bool) {
 	build := func(t *testing.T) *builder {
 		b := newBuilder(t, 13)
 		x := b.batchInput("x", 4, 5, 5)
-		b.output(b.nodeWith("Conv", "y", []*graph.Value{x, b.weights("W", 1, -1, 1, 6, 2, 3, 3), b.weights("B", 2, -1, 1, 6)},
+		bias := b.weights("B", 2, -1, 1, 6)
+		if computed {
+			bias = b.node("Identity", "Bc", bias)
+		}
+		b.output(b.nodeWith("Conv", "y", []*graph.Value{x, b.weights("W", 1, -1, 1, 6, 2, 3, 3), bias},
 			intAttr("group", 2), intsAttr("pads", 1, 1, 1, 1)))
 		return b
 	}
@@ -325,7 +360,7 @@ func TestReconstructConv(t *testing.T) {
 	if why != "" {
 		t.Fatal(why)
 	}
-	groups, err := l.rows(calib[0]["x"], ref)
+	groups, err := l.rows(calib[0]["x"], ref, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,15 +381,25 @@ func TestReconstructConv(t *testing.T) {
 			for _, f := range kept {
 				d[r] = append(d[r], g.design[r*l.features+f])
 			}
-			d[r] = append(d[r], 1)
 			y[r] = g.target[r*outsG+o%outsG]
+			if computed {
+				y[r] -= float64(oldBias[o])
+			} else {
+				d[r] = append(d[r], 1)
+			}
 		}
 		var prior, got []float64
 		for _, f := range kept {
 			prior = append(prior, float64(pruned[l.element(o, f)]))
 			got = append(got, float64(refitted[l.element(o, f)]))
 		}
-		prior, got = append(prior, float64(oldBias[o])), append(got, float64(bias[o]))
+		if computed {
+			if bias[o] != oldBias[o] {
+				t.Fatalf("the computed bias changed")
+			}
+		} else {
+			prior, got = append(prior, float64(oldBias[o])), append(got, float64(bias[o]))
+		}
 		want := ridgeByQR(t, d, y, prior)
 		scale := 0.0
 		for _, v := range want {

@@ -62,10 +62,14 @@ type linearLayer struct {
 	// biasScale multiplies it (Gemm's beta).
 	bias      *graph.Value
 	biasScale float64
-	// rows builds, from the layer's input x and its original output y,
-	// the design matrix and the targets (outputs less any fixed bias) of
-	// each group.
-	rows func(x, y *runtime.Tensor) ([]groupRows, error)
+	// fixed is a bias that stays as it is (another layer reads it too,
+	// or a node computes it), nil when there is none; its numbers come
+	// from a run of the pruned model.
+	fixed *graph.Value
+	// rows builds, from the layer's input x, its original output y and
+	// the fixed bias (nil when there is none), the design matrix and the
+	// targets (outputs less the fixed bias) of each group.
+	rows func(x, y, fixed *runtime.Tensor) ([]groupRows, error)
 }
 
 // groupRows are one group's design matrix, rows×features, and targets,
@@ -199,10 +203,9 @@ func convLayer(n *graph.Node, w *PrunableWeight) (*linearLayer, string) {
 	features := cinG * kernelSize
 	l := &linearLayer{node: n, groups: group, features: features, outs: cout, scale: 1, biasScale: 1,
 		element: func(o, f int) int { return o*features + f }}
-	b := n.Input(2)
-	if b != nil {
+	if b := n.Input(2); b != nil {
 		if l.bias = refitBias(n, b, cout); l.bias == nil {
-			return nil, fmt.Sprintf("its bias %q is not a constant of its own", b.Name)
+			l.fixed = b
 		}
 	}
 	spatial := len(kernel)
@@ -210,7 +213,7 @@ func convLayer(n *graph.Node, w *PrunableWeight) (*linearLayer, string) {
 	dilations := n.AttrInts("dilations", nil)
 	pads := n.AttrInts("pads", nil)
 	autoPad := n.AttrString("auto_pad", "NOTSET")
-	l.rows = func(x, y *runtime.Tensor) ([]groupRows, error) {
+	l.rows = func(x, y, fixed *runtime.Tensor) ([]groupRows, error) {
 		if x.Rank() != spatial+2 || y.Rank() != spatial+2 || x.Shape[1] != group*cinG || y.Shape[1] != cout || x.Shape[0] != y.Shape[0] {
 			return nil, fmt.Errorf("input %v and output %v do not fit weights %v", x.Shape, y.Shape, dims)
 		}
@@ -237,6 +240,16 @@ func convLayer(n *graph.Node, w *PrunableWeight) (*linearLayer, string) {
 		ys, err := float64sOf(y)
 		if err != nil {
 			return nil, err
+		}
+		if fixed != nil {
+			bs, err := float64sOf(fixed)
+			if err != nil || len(bs) != cout {
+				return nil, fmt.Errorf("bias %s does not hold %d values", fixed, cout)
+			}
+			spatialSize := len(ys) / (y.Shape[0] * cout)
+			for i := range ys {
+				ys[i] -= bs[i/spatialSize%cout]
+			}
 		}
 		return g.im2col(xs, ys, x.Shape[0], group, cinG, cout/group), nil
 	}
@@ -338,23 +351,12 @@ func gemmLayer(n *graph.Node, w *PrunableWeight) (*linearLayer, string) {
 		return nil, "alpha is 0"
 	}
 	l := &linearLayer{node: n, groups: 1, features: k, outs: outs, element: element, scale: alpha, biasScale: beta}
-	c := n.Input(2)
-	var fixed []float64 // C, when it stays, with its shape
-	var fixedDims []int64
-	if c != nil && beta != 0 {
+	if c := n.Input(2); c != nil && beta != 0 {
 		if l.bias = refitBias(n, c, outs); l.bias == nil {
-			t := constantTensor(c)
-			if t == nil {
-				return nil, fmt.Sprintf("its C %q is not a constant", c.Name)
-			}
-			var err error
-			if fixed, err = onnx.Float64s(t); err != nil {
-				return nil, fmt.Sprintf("its C %q: %v", c.Name, err)
-			}
-			fixedDims = t.GetDims()
+			l.fixed = c
 		}
 	}
-	l.rows = func(x, y *runtime.Tensor) ([]groupRows, error) {
+	l.rows = func(x, y, fixed *runtime.Tensor) ([]groupRows, error) {
 		if x.Rank() != 2 || y.Rank() != 2 || y.Shape[1] != outs {
 			return nil, fmt.Errorf("input %v and output %v do not fit B %v", x.Shape, y.Shape, dims)
 		}
@@ -378,7 +380,15 @@ func gemmLayer(n *graph.Node, w *PrunableWeight) (*linearLayer, string) {
 			}
 		}
 		if fixed != nil {
-			if err := subtractBroadcast(ys, m, outs, fixed, fixedDims, beta); err != nil {
+			cs, err := float64sOf(fixed)
+			if err != nil {
+				return nil, fmt.Errorf("C: %w", err)
+			}
+			dims := make([]int64, len(fixed.Shape))
+			for i, d := range fixed.Shape {
+				dims[i] = int64(d)
+			}
+			if err := subtractBroadcast(ys, m, outs, cs, dims, beta); err != nil {
 				return nil, fmt.Errorf("C: %w", err)
 			}
 		}
@@ -416,7 +426,7 @@ func matMulLayer(n *graph.Node, w *PrunableWeight) (*linearLayer, string) {
 	k, outs := int(dims[0]), int(dims[1])
 	l := &linearLayer{node: n, groups: 1, features: k, outs: outs, scale: 1,
 		element: func(o, f int) int { return f*outs + o }}
-	l.rows = func(x, y *runtime.Tensor) ([]groupRows, error) {
+	l.rows = func(x, y, _ *runtime.Tensor) ([]groupRows, error) {
 		if x.Rank() < 2 || x.Shape[x.Rank()-1] != k || y.Shape[y.Rank()-1] != outs || x.Len()/k != y.Len()/outs {
 			return nil, fmt.Errorf("input %v and output %v do not fit B %v", x.Shape, y.Shape, dims)
 		}
@@ -464,6 +474,10 @@ func refit(m *graph.Model, ref *runtime.Plan, l *linearLayer, t *pruneTarget, ke
 		return "", err
 	}
 	in, out := l.node.Inputs[0].Name, l.node.Outputs[0].Name
+	fetch := []string{in}
+	if l.fixed != nil {
+		fetch = append(fetch, l.fixed.Name)
+	}
 	cols := l.features
 	if l.bias != nil {
 		cols++
@@ -474,8 +488,9 @@ func refit(m *graph.Model, ref *runtime.Plan, l *linearLayer, t *pruneTarget, ke
 		eqs[gi] = normalEquations{gram: mat.NewSymDense(cols, nil), cross: mat.NewDense(cols, outsG, nil), yy: make([]float64, outsG)}
 	}
 	var cross mat.Dense
+	var energy float64 // Σy² of the original outputs, bias included
 	for ci, chunk := range chunks {
-		x, err := plan.Fetch(chunk, []string{in})
+		x, err := plan.Fetch(chunk, fetch)
 		if err != nil {
 			return "", fmt.Errorf("calibration chunk %d: the pruned model: %w", ci, err)
 		}
@@ -483,7 +498,18 @@ func refit(m *graph.Model, ref *runtime.Plan, l *linearLayer, t *pruneTarget, ke
 		if err != nil {
 			return "", fmt.Errorf("calibration chunk %d: the original model: %w", ci, err)
 		}
-		groups, err := l.rows(x[in], y[out])
+		ys, err := float64sOf(y[out])
+		if err != nil {
+			return "", err
+		}
+		for _, v := range ys {
+			energy += v * v
+		}
+		var fixed *runtime.Tensor
+		if l.fixed != nil {
+			fixed = x[l.fixed.Name]
+		}
+		groups, err := l.rows(x[in], y[out], fixed)
 		if err != nil {
 			return "", err
 		}
@@ -523,7 +549,7 @@ func refit(m *graph.Model, ref *runtime.Plan, l *linearLayer, t *pruneTarget, ke
 			return "", err
 		}
 	}
-	var before, after, energy float64
+	var before, after float64
 	failed := 0
 	for o := range l.outs {
 		e := &eqs[o/outsG]
@@ -545,7 +571,6 @@ func refit(m *graph.Model, ref *runtime.Plan, l *linearLayer, t *pruneTarget, ke
 				old[j] = t.vals[l.element(o, f)]
 			}
 		}
-		energy += e.yy[local]
 		before += residual(e, kept, local, old)
 		if len(kept) == 0 {
 			continue
@@ -576,6 +601,9 @@ func refit(m *graph.Model, ref *runtime.Plan, l *linearLayer, t *pruneTarget, ke
 		}
 	}
 	note := fmt.Sprintf("%s refitted on calibration data: output error %.3g → %.3g of the original's energy", l.node, before/energy, after/energy)
+	if l.fixed != nil {
+		note += fmt.Sprintf("; its bias %q, not a constant of its own, stays", l.fixed.Name)
+	}
 	if failed > 0 {
 		note += fmt.Sprintf("; %d output channels kept their pruned weights (singular system)", failed)
 	}
