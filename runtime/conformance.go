@@ -113,7 +113,7 @@ func runCase(dir string, load func() (*graph.Model, error)) (res CaseResult) {
 		return fail(StatusError, "compile: %v", err)
 	}
 
-	sets, err := numbered(dir, "test_data_set_", "")
+	sets, err := DataSets(dir)
 	if err != nil {
 		return fail(StatusError, "%v", err)
 	}
@@ -129,11 +129,7 @@ func runCase(dir string, load func() (*graph.Model, error)) (res CaseResult) {
 		outTypes[k] = v.Type
 	}
 	for _, set := range sets {
-		in, err := loadValues(set, "input_", inTypes)
-		if err != nil {
-			return fail(StatusError, "%v", err)
-		}
-		want, err := loadValues(set, "output_", outTypes)
+		in, want, err := ReadDataSet(set, inTypes, outTypes)
 		if err != nil {
 			return fail(StatusError, "%v", err)
 		}
@@ -385,43 +381,63 @@ func unsupportedKind(t *onnx.TypeProto) string {
 	return "tensor"
 }
 
-// numbered returns the entries of dir named prefix+N+suffix, ordered by N.
+// DataSets returns the data set folders of a case in the layout of the
+// ONNX test suite, dir/test_data_set_N for N = 0, 1, ..., in order.
+func DataSets(dir string) ([]string, error) {
+	return numbered(dir, "test_data_set_", "")
+}
+
+// ReadDataSet reads a data set folder in the layout of the ONNX test
+// suite: set/input_K.pb holds the K-th graph input that has no
+// initializer, set/output_K.pb the K-th graph output. Each file is read as
+// the value its type in inputs or outputs declares: a TensorProto for a
+// tensor (or a file beyond the types given), a SequenceProto for a
+// sequence, an OptionalProto for an optional. A set may hold fewer files
+// than types; the caller says whether that is an error.
+func ReadDataSet(set string, inputs, outputs []*onnx.TypeProto) (in, out []*Tensor, err error) {
+	if in, err = readValues(set, "input_", inputs); err != nil {
+		return nil, nil, err
+	}
+	if out, err = readValues(set, "output_", outputs); err != nil {
+		return nil, nil, err
+	}
+	return in, out, nil
+}
+
+// numbered returns the entries of dir named prefix+N+suffix, ordered by N,
+// which must run from 0 without a gap.
 func numbered(dir, prefix, suffix string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	type item struct {
-		n    int
-		path string
-	}
-	var items []item
+	byNumber := map[int]string{}
 	for _, e := range entries {
-		name := e.Name()
-		if !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, suffix) {
+		digits, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok {
 			continue
 		}
-		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(name, prefix), suffix))
-		if err != nil {
+		if digits, ok = strings.CutSuffix(digits, suffix); !ok {
 			continue
 		}
-		items = append(items, item{n, filepath.Join(dir, name)})
+		if n, err := strconv.Atoi(digits); err == nil && n >= 0 {
+			byNumber[n] = filepath.Join(dir, e.Name())
+		}
 	}
-	sort.Slice(items, func(i, j int) bool { return items[i].n < items[j].n })
-	paths := make([]string, len(items))
-	for i, it := range items {
-		if it.n != i {
-			return nil, fmt.Errorf("%s: %s%d%s is missing", dir, prefix, i, suffix)
+	paths := make([]string, 0, len(byNumber))
+	for n := range len(byNumber) {
+		path, ok := byNumber[n]
+		if !ok {
+			return nil, fmt.Errorf("%s: %s%d%s is missing", dir, prefix, n, suffix)
 		}
-		paths[i] = it.path
+		paths = append(paths, path)
 	}
 	return paths, nil
 }
 
-// loadValues reads set/prefixK.pb for K = 0, 1, ... as the values
-// types[K] declares: a TensorProto for a tensor (or an undeclared type), a
-// SequenceProto for a sequence, an OptionalProto for an optional.
-func loadValues(set, prefix string, types []*onnx.TypeProto) ([]*Tensor, error) {
+// readValues reads set/prefixK.pb for K = 0, 1, ... as the values types[K]
+// declares.
+func readValues(set, prefix string, types []*onnx.TypeProto) ([]*Tensor, error) {
 	paths, err := numbered(set, prefix, ".pb")
 	if err != nil {
 		return nil, err
@@ -443,7 +459,7 @@ func loadValues(set, prefix string, types []*onnx.TypeProto) ([]*Tensor, error) 
 func readValueFile(path string, tp *onnx.TypeProto) (*Tensor, error) {
 	kind, _ := kindOf(tp)
 	if kind == KindTensor {
-		return readTensorFile(path)
+		return ReadTensorFile(path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -533,21 +549,4 @@ func optionalFromProto(op *onnx.OptionalProto, tp *onnx.TypeProto) (*Tensor, err
 		return nil, err
 	}
 	return NewOptional(innerElemType(tp), v), nil
-}
-
-// readTensorFile reads a serialized TensorProto.
-func readTensorFile(path string) (*Tensor, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	tp := &onnx.TensorProto{}
-	if err := proto.Unmarshal(b, tp); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	t, err := TensorFromProto(tp)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return t, nil
 }

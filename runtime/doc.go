@@ -18,6 +18,6 @@
 // differentiates a loss with respect to its weights (grad.go).
 //
 // RunCase and RunSuite run the ONNX conformance suite's cases with the
-// suite's tolerances; RandomInputs, ReadTensorFile and WriteTensorFile make
-// and read inputs.
+// suite's tolerances; DataSets and ReadDataSet read the suite's data sets;
+// RandomInputs, ReadTensorFile and WriteTensorFile make and read inputs.
 package runtime

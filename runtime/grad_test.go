@@ -562,7 +562,7 @@ func gradDigits(tb testing.TB, name string) (*graph.Model, *Tensor) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	x, err := readTensorFile(filepath.Join(dir, "calibration.pb"))
+	x, err := ReadTensorFile(filepath.Join(dir, "calibration.pb"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -1011,11 +1011,11 @@ func TestGradDigits(t *testing.T) {
 			t.Logf("self cross-entropy over %d samples: %g", x.Shape[0], first.Loss)
 
 			dir := filepath.Join(suite.SharedModels(t), name, "test_data_set_0")
-			test, err := readTensorFile(filepath.Join(dir, "input_0.pb"))
+			test, err := ReadTensorFile(filepath.Join(dir, "input_0.pb"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := readTensorFile(filepath.Join(dir, "output_0.pb"))
+			want, err := ReadTensorFile(filepath.Join(dir, "output_0.pb"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -48,15 +48,15 @@ func TestSharedModels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			x, err := readTensorFile(filepath.Join(modelDir, "test_data_set_0", "input_0.pb"))
+			x, err := ReadTensorFile(filepath.Join(modelDir, "test_data_set_0", "input_0.pb"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := readTensorFile(filepath.Join(modelDir, "test_data_set_0", "output_0.pb"))
+			want, err := ReadTensorFile(filepath.Join(modelDir, "test_data_set_0", "output_0.pb"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			labels, err := readTensorFile(filepath.Join(modelDir, "labels.pb"))
+			labels, err := ReadTensorFile(filepath.Join(modelDir, "labels.pb"))
 			if err != nil {
 				t.Fatal(err)
 			}

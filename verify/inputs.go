@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 
 	"onnxopt/graph"
+	"onnxopt/onnx"
 	"onnxopt/runtime"
 )
 
@@ -65,7 +65,7 @@ func ReadTestData(dir string, g *graph.Graph) ([]Case, error) {
 		sets = []string{dir}
 	} else {
 		var err error
-		if sets, err = numbered(dir, "test_data_set_", ""); err != nil {
+		if sets, err = runtime.DataSets(dir); err != nil {
 			return nil, err
 		}
 		if len(sets) == 0 {
@@ -73,75 +73,42 @@ func ReadTestData(dir string, g *graph.Graph) ([]Case, error) {
 		}
 	}
 	var inputs []string
+	var inTypes []*onnx.TypeProto
 	for _, v := range g.Inputs {
 		if v.Init == nil {
 			inputs = append(inputs, v.Name)
+			inTypes = append(inTypes, v.Type)
 		}
+	}
+	outTypes := make([]*onnx.TypeProto, len(g.Outputs))
+	for k, v := range g.Outputs {
+		outTypes[k] = v.Type
 	}
 	var cases []Case
 	for _, set := range sets {
-		c := Case{Name: filepath.Base(set), Inputs: map[string]*runtime.Tensor{}}
-		ins, err := numbered(set, "input_", ".pb")
+		ins, outs, err := runtime.ReadDataSet(set, inTypes, outTypes)
 		if err != nil {
 			return nil, err
 		}
 		if len(ins) != len(inputs) {
 			return nil, fmt.Errorf("%s: %d input files for the %d inputs %s", set, len(ins), len(inputs), strings.Join(inputs, ", "))
 		}
-		for k, path := range ins {
-			if c.Inputs[inputs[k]], err = runtime.ReadTensorFile(path); err != nil {
-				return nil, err
-			}
-		}
-		outs, err := numbered(set, "output_", ".pb")
-		if err != nil {
-			return nil, err
+		c := Case{Name: filepath.Base(set), Inputs: map[string]*runtime.Tensor{}}
+		for k, t := range ins {
+			c.Inputs[inputs[k]] = t
 		}
 		if len(outs) > 0 {
 			if len(outs) != len(g.Outputs) {
 				return nil, fmt.Errorf("%s: %d output files for %d graph outputs", set, len(outs), len(g.Outputs))
 			}
 			c.Want = map[string]*runtime.Tensor{}
-			for k, path := range outs {
-				if c.Want[g.Outputs[k].Name], err = runtime.ReadTensorFile(path); err != nil {
-					return nil, err
-				}
+			for k, t := range outs {
+				c.Want[g.Outputs[k].Name] = t
 			}
 		}
 		cases = append(cases, c)
 	}
 	return cases, nil
-}
-
-// numbered returns the entries of dir named prefix+N+suffix, ordered by N,
-// which must run from 0 without a gap.
-func numbered(dir, prefix, suffix string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	byNumber := map[int]string{}
-	for _, e := range entries {
-		digits, ok := strings.CutPrefix(e.Name(), prefix)
-		if !ok {
-			continue
-		}
-		if digits, ok = strings.CutSuffix(digits, suffix); !ok {
-			continue
-		}
-		if n, err := strconv.Atoi(digits); err == nil && n >= 0 {
-			byNumber[n] = filepath.Join(dir, e.Name())
-		}
-	}
-	paths := make([]string, 0, len(byNumber))
-	for n := range len(byNumber) {
-		path, ok := byNumber[n]
-		if !ok {
-			return nil, fmt.Errorf("%s: %s%d%s is missing", dir, prefix, n, suffix)
-		}
-		paths = append(paths, path)
-	}
-	return paths, nil
 }
 
 // ReadNameMap reads a JSON file that pairs value names of a reference
