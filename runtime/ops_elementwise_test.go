@@ -4,12 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
-	"onnxopt/internal/suite"
 	"onnxopt/onnx"
 )
 
@@ -48,55 +45,8 @@ var elementwiseKnown = map[string]string{
 	"test_castlike_FLOAT_to_BFLOAT16_expanded": "input data shape [1] differs from the declared [3,4]",
 }
 
-// matchesOp reports whether a case name is test_<op> followed by nothing,
-// "_" or a digit.
-func matchesOp(name, op string) bool {
-	rest, ok := strings.CutPrefix(name, "test_"+op)
-	return ok && (rest == "" || rest[0] == '_' || rest[0] >= '0' && rest[0] <= '9')
-}
-
-// runNodeCases runs the conformance node cases of the given ops through
-// RunCase (rtol 1e-3, atol 1e-7 elementwise) and fails on any that does
-// not pass and is not listed in known, and on any listed case that passes
-// or does not exist.
-func runNodeCases(t *testing.T, ops []string, known map[string]string) {
-	var dirs []string
-	for _, dir := range suite.Cases(t, "node") {
-		name := filepath.Base(dir)
-		if slices.ContainsFunc(ops, func(op string) bool { return matchesOp(name, op) }) {
-			dirs = append(dirs, dir)
-		}
-	}
-	seen := map[string]bool{}
-	passed := 0
-	for _, dir := range dirs {
-		name := filepath.Base(dir)
-		seen[name] = true
-		t.Run(name, func(t *testing.T) {
-			res := RunCase(dir)
-			reason, isKnown := known[name]
-			switch {
-			case res.Status == StatusPass && isKnown:
-				t.Errorf("passes but is listed as expected to fail (%s)", reason)
-			case res.Status == StatusPass:
-				passed++
-			case isKnown:
-				t.Logf("expected failure (%s): %s: %s", reason, res.Status, res.Err)
-			default:
-				t.Errorf("%s (ops %s): %s", res.Status, strings.Join(res.Ops, " "), res.Err)
-			}
-		})
-	}
-	for name := range known {
-		if !seen[name] {
-			t.Errorf("listed case %s is not in the suite", name)
-		}
-	}
-	t.Logf("%d of %d node cases pass", passed, len(dirs))
-}
-
 func TestElementwiseConformance(t *testing.T) {
-	runNodeCases(t, elementwiseCases, elementwiseKnown)
+	checkOpCases(t, elementwiseCases, elementwiseKnown)
 }
 
 // runOp runs c on inputs and fails the test on an error.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	goruntime "runtime"
 	"slices"
 	"strings"
@@ -13,53 +12,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"onnxopt/graph"
-	"onnxopt/internal/suite"
 	"onnxopt/onnx"
 )
-
-// A suiteCase is a conformance case, "folder/name", that must pass, or
-// with skip set one that cannot, for that reason.
-type suiteCase struct {
-	path, skip string
-}
-
-// checkSuiteCases runs each case with RunCase (rtol 1e-3, atol 1e-7) and
-// checks that the table lists every case matching one of patterns
-// ("folder/prefix"), so that a case added to the suite is not left out.
-func checkSuiteCases(t *testing.T, patterns []string, cases []suiteCase) {
-	t.Helper()
-	root := suite.Dir(t)
-	var listed []string
-	for _, c := range cases {
-		listed = append(listed, c.path)
-	}
-	for _, p := range patterns {
-		matches, err := filepath.Glob(filepath.Join(root, p+"*", "model.onnx"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(matches) == 0 {
-			t.Errorf("no suite case matches %s", p)
-		}
-		for _, m := range matches {
-			rel, _ := filepath.Rel(root, filepath.Dir(m))
-			if !slices.Contains(listed, filepath.ToSlash(rel)) {
-				t.Errorf("suite case %s is not in the table", rel)
-			}
-		}
-	}
-	for _, c := range cases {
-		t.Run(c.path, func(t *testing.T) {
-			if c.skip != "" {
-				t.Skip(c.skip)
-			}
-			res := RunCase(filepath.Join(root, filepath.FromSlash(c.path)))
-			if res.Status != StatusPass {
-				t.Fatalf("%s (ops %s): %s", res.Status, strings.Join(res.Ops, " "), res.Err)
-			}
-		})
-	}
-}
 
 func TestLinearSuiteCases(t *testing.T) {
 	checkSuiteCases(t, []string{

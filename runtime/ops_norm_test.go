@@ -2,12 +2,10 @@ package runtime
 
 import (
 	"math"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"onnxopt/internal/suite"
 	"onnxopt/onnx"
 )
 
@@ -82,7 +80,7 @@ func TestNormSuiteCases(t *testing.T) {
 // check no kernel of this family, so they are skipped while the runtime
 // lacks an op of another family, and must pass once it has them.
 func TestNormExpandedSuiteCases(t *testing.T) {
-	root := suite.Dir(t)
+	var cases []suiteCase
 	for _, path := range []string{
 		"node/test_layer_normalization_2d_axis0_expanded",
 		"node/test_layer_normalization_2d_axis1_expanded",
@@ -105,17 +103,9 @@ func TestNormExpandedSuiteCases(t *testing.T) {
 		"node/test_layer_normalization_default_axis_expanded",
 		"node/test_mvn_expanded",
 	} {
-		t.Run(path, func(t *testing.T) {
-			res := RunCase(filepath.Join(root, filepath.FromSlash(path)))
-			switch {
-			case res.Status == StatusPass:
-			case res.Status == StatusUnsupported && !slices.ContainsFunc(normOps, func(d opDef) bool { return d.opType == res.Op }):
-				t.Skipf("needs %s from another op family: %s", res.Op, res.Err)
-			default:
-				t.Fatalf("%s (ops %s): %s", res.Status, strings.Join(res.Ops, " "), res.Err)
-			}
-		})
+		cases = append(cases, suiteCase{path: path, family: normOps})
 	}
+	checkSuiteCases(t, nil, cases)
 }
 
 // f32 builds a float32 tensor.

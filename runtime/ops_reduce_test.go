@@ -16,7 +16,7 @@ var reduceCases = []string{
 }
 
 func TestReduceConformance(t *testing.T) {
-	runNodeCases(t, reduceCases, nil)
+	checkOpCases(t, reduceCases, nil)
 }
 
 func BenchmarkSoftmax(b *testing.B) {
