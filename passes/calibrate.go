@@ -6,10 +6,7 @@ import (
 	"maps"
 	"math"
 	"reflect"
-	goruntime "runtime"
 	"slices"
-	"sync"
-	"sync/atomic"
 
 	"onnxopt/graph"
 	"onnxopt/onnx"
@@ -327,17 +324,10 @@ type qparams struct {
 func (c calibration) paramsOf(stats map[string]*tensorStats, r intRange) map[string]qparams {
 	names := slices.Sorted(maps.Keys(stats))
 	out := make([]qparams, len(names))
-	var wg sync.WaitGroup
-	next := atomic.Int64{}
-	for range min(len(names), goruntime.GOMAXPROCS(0)) {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < len(names); i = int(next.Add(1)) - 1 {
-				scale, zp := c.params(stats[names[i]], r)
-				out[i] = qparams{scale, zp}
-			}
-		})
-	}
-	wg.Wait()
+	parallel(len(names), func(i int) {
+		scale, zp := c.params(stats[names[i]], r)
+		out[i] = qparams{scale, zp}
+	})
 	params := make(map[string]qparams, len(names))
 	for i, name := range names {
 		params[name] = out[i]

@@ -1,11 +1,16 @@
 package passes
 
 import (
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"math"
+	goruntime "runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/proto"
@@ -105,14 +110,21 @@ func affineParams(lo, hi float64, r intRange) (float32, int32) {
 type quantizedWeight struct {
 	dims   []int64
 	axis   int
-	data   []int8
+	data   []byte // the int8 elements, as raw_data holds them
 	scales []float32
 }
 
-// quantizeWeight quantizes w symmetrically. It refuses tensors holding
-// NaN or infinities, whose range has no finite scale.
-func quantizeWeight(w []float32, dims []int64, axis int, r intRange) (quantizedWeight, error) {
-	channels, inner := 1, len(w)
+// quantizeWeight quantizes the float32 tensor t symmetrically. It refuses
+// tensors holding NaN or infinities, whose range has no finite scale.
+// The result is what quantizeValue gives element by element, computed
+// without a float32 copy of t or a division in float64.
+func quantizeWeight(t *onnx.TensorProto, axis int, r intRange) (quantizedWeight, error) {
+	dims := t.GetDims()
+	w, err := newFloatReader(t)
+	if err != nil {
+		return quantizedWeight{}, err
+	}
+	channels, inner := 1, w.len()
 	if axis >= 0 {
 		channels = int(dims[axis])
 		inner = 1
@@ -120,22 +132,124 @@ func quantizeWeight(w []float32, dims []int64, axis int, r intRange) (quantizedW
 			inner *= int(d)
 		}
 	}
-	q := quantizedWeight{dims: dims, axis: axis, data: make([]int8, len(w)), scales: make([]float32, channels)}
-	maxAbs := make([]float64, channels)
-	for i, x := range w {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return quantizedWeight{}, fmt.Errorf("element %d is %v", i, x)
+	q := quantizedWeight{dims: dims, axis: axis, data: make([]byte, w.len()), scales: make([]float32, channels)}
+	// The largest magnitude of each channel, compared as bits: the bits
+	// of non-negative floats sort as their values.
+	maxBits := make([]uint32, channels)
+	err = w.chunks(func(offset int, xs []float32) error {
+		at := channelAt(offset, inner, channels)
+		for i, x := range xs {
+			b := math.Float32bits(x) &^ (1 << 31)
+			if b >= 0x7f800000 {
+				return fmt.Errorf("element %d is %v", offset+i, x)
+			}
+			maxBits[at.c] = max(maxBits[at.c], b)
+			at.next()
 		}
-		c := i / inner % channels
-		maxAbs[c] = max(maxAbs[c], math.Abs(float64(x)))
+		return nil
+	})
+	if err != nil {
+		return quantizedWeight{}, err
 	}
 	for c := range q.scales {
-		q.scales[c] = symmetricParams(maxAbs[c], r)
+		q.scales[c] = symmetricParams(float64(math.Float32frombits(maxBits[c])), r)
 	}
-	for i, x := range w {
-		q.data[i] = int8(quantizeValue(x, q.scales[i/inner%channels], 0, r))
+	lo, hi := float32(r.min), float32(r.max)
+	err = w.chunks(func(offset int, xs []float32) error {
+		at, out := channelAt(offset, inner, channels), q.data[offset:offset+len(xs)]
+		for i, x := range xs {
+			// Clamping to the type's integer bounds before rounding
+			// saturates as rounding first would.
+			v := x / q.scales[at.c]
+			if v < lo {
+				v = lo
+			} else if v > hi {
+				v = hi
+			}
+			out[i] = byte(int8(roundHalfEven(v)))
+			at.next()
+		}
+		return nil
+	})
+	return q, err
+}
+
+// A channelCursor follows the channel of consecutive elements of a tensor
+// seen as [outer, channels, inner], without a division per element.
+type channelCursor struct {
+	c, left         int // the channel, and the elements left in its run
+	inner, channels int
+}
+
+func channelAt(offset, inner, channels int) channelCursor {
+	return channelCursor{c: offset / inner % channels, left: inner - offset%inner, inner: inner, channels: channels}
+}
+
+func (at *channelCursor) next() {
+	if at.left--; at.left == 0 {
+		at.left = at.inner
+		if at.c++; at.c == at.channels {
+			at.c = 0
+		}
 	}
-	return q, nil
+}
+
+// roundHalfEven rounds x, of magnitude at most 2^22, to the nearest
+// integer, ties to even: adding 1.5·2^23 leaves no fraction bits, so the
+// sum rounds as the hardware does, to nearest even. The conversions keep
+// each step in float32.
+func roundHalfEven(x float32) float32 {
+	const magic = 0x1.8p23
+	return float32(float32(x+magic) - magic)
+}
+
+// A floatReader reads the elements of a float32 tensor in place when its
+// data can be viewed as []float32, else decoded a chunk at a time into a
+// buffer it reuses, so that a large weight is never copied whole.
+type floatReader struct {
+	view []float32 // the elements, when viewable in place
+	raw  []byte    // else raw_data, little-endian
+}
+
+// floatChunk is the number of elements a floatReader decodes at a time.
+const floatChunk = 1 << 14
+
+func newFloatReader(t *onnx.TensorProto) (floatReader, error) {
+	if err := onnx.ValidateTensor(t); err != nil {
+		return floatReader{}, err
+	}
+	raw := t.GetRawData()
+	if t.RawData == nil || uintptr(unsafe.Pointer(unsafe.SliceData(raw)))%4 == 0 {
+		view, err := onnx.Float32s(t)
+		return floatReader{view: view}, err
+	}
+	return floatReader{raw: raw}, nil
+}
+
+func (r floatReader) len() int {
+	if r.raw != nil {
+		return len(r.raw) / 4
+	}
+	return len(r.view)
+}
+
+// chunks calls fn with the elements in order, a chunk at a time, with
+// the offset of the chunk's first element, until fn fails.
+func (r floatReader) chunks(fn func(offset int, xs []float32) error) error {
+	if r.raw == nil {
+		return fn(0, r.view)
+	}
+	buf := make([]float32, min(floatChunk, len(r.raw)/4))
+	for offset := 0; offset < len(r.raw)/4; offset += len(buf) {
+		xs := buf[:min(len(buf), len(r.raw)/4-offset)]
+		for i := range xs {
+			xs[i] = math.Float32frombits(binary.LittleEndian.Uint32(r.raw[4*(offset+i):]))
+		}
+		if err := fn(offset, xs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // tensors returns the initializers DequantizeLinear reads: the int8 data,
@@ -146,7 +260,9 @@ func (q quantizedWeight) tensors(name string) (data, scale, zeroPoint *onnx.Tens
 	if q.axis >= 0 {
 		paramDims = []int64{int64(len(q.scales))}
 	}
-	if data, err = onnx.NewTensor(name+"_quantized", onnx.TensorProto_INT8, q.dims, q.data); err != nil {
+	data = &onnx.TensorProto{Name: proto.String(name + "_quantized"), DataType: proto.Int32(int32(onnx.TensorProto_INT8)),
+		Dims: slices.Clone(q.dims), RawData: q.data}
+	if err = onnx.ValidateTensor(data); err != nil {
 		return
 	}
 	if scale, err = onnx.NewTensor(name+"_scale", onnx.TensorProto_FLOAT, paramDims, q.scales); err != nil {
@@ -340,12 +456,59 @@ type weightUse struct {
 	slot quantSlot
 }
 
-// quantizeWeights stores the constant weights of layers as int8
+// A dequantization is what replaces a float weight: the initializers a
+// DequantizeLinear reads (data, scale, and zero point unless omitted) and
+// its attributes.
+type dequantization struct {
+	inputs []*onnx.TensorProto
+	attrs  []*onnx.AttributeProto
+}
+
+// A weightQuantizer quantizes float weight w, read by the given slots, or
+// says why it leaves it float. It must not change the graph: weights are
+// quantized concurrently.
+type weightQuantizer func(w *graph.Value, uses []weightUse) (dequantization, error)
+
+// int8Weights quantizes weights to int8 as the options say: per channel
+// when o.PerChannel and every reader agrees on the axis.
+func (o *quantOptions) int8Weights(w *graph.Value, uses []weightUse) (dequantization, error) {
+	axis := -1
+	if o.PerChannel {
+		axis = uses[0].slot.axis
+		for _, u := range uses {
+			if u.slot.axis != axis {
+				axis = -1
+			}
+		}
+		if dims := w.Init.GetDims(); axis >= len(dims) {
+			axis = -1
+		}
+	}
+	q, err := quantizeWeight(w.Init, axis, weightRange(o.ReduceRange))
+	if err != nil {
+		return dequantization{}, err
+	}
+	data, scale, zp, err := q.tensors(w.Name)
+	if err != nil {
+		return dequantization{}, err
+	}
+	d := dequantization{inputs: []*onnx.TensorProto{data, scale, zp}}
+	if axis >= 0 {
+		d.attrs = append(d.attrs, intAttribute("axis", int64(axis)))
+	}
+	return d, nil
+}
+
+func intAttribute(name string, v int64) *onnx.AttributeProto {
+	return &onnx.AttributeProto{Name: proto.String(name), Type: onnx.AttributeProto_INT.Enum(), I: proto.Int64(v)}
+}
+
+// quantizeWeights replaces the constant weights of layers by quantized
 // initializers read through DequantizeLinear. An initializer is quantized
-// only when every reader is one of layers, at a weight slot; per channel
-// when perChannel and every reader agrees on the axis. It returns the
-// number of weights quantized and notes on those left in float.
-func quantizeWeights(layers []*graph.Node, o *quantOptions, env *Env) (int, []string, error) {
+// only when every reader is one of layers, at a weight slot. The weights
+// are quantized several at a time. It returns the number of weights
+// quantized and notes on those left in float.
+func quantizeWeights(layers []*graph.Node, quantize weightQuantizer, env *Env) (int, []string, error) {
 	uses := map[*graph.Value][]weightUse{}
 	var order []*graph.Value
 	for _, n := range layers {
@@ -360,41 +523,45 @@ func quantizeWeights(layers []*graph.Node, o *quantOptions, env *Env) (int, []st
 			uses[w] = append(uses[w], weightUse{n, s})
 		}
 	}
-	r := weightRange(o.ReduceRange)
 	var notes []string
-	quantized := 0
+	var todo []*graph.Value
 	for _, w := range order {
 		if why := weightProblem(w, uses[w]); why != "" {
 			notes = append(notes, fmt.Sprintf("weight %q kept in float: %s", w.Name, why))
 			continue
 		}
-		axis := -1
-		if o.PerChannel {
-			axis = uses[w][0].slot.axis
-			for _, u := range uses[w] {
-				if u.slot.axis != axis {
-					axis = -1
-				}
-			}
-			if dims := w.Init.GetDims(); axis >= len(dims) {
-				axis = -1
-			}
-		}
-		vals, err := onnx.Float32s(w.Init)
-		if err != nil {
-			return quantized, notes, fmt.Errorf("weight %q: %w", w.Name, err)
-		}
-		q, err := quantizeWeight(vals, w.Init.GetDims(), axis, r)
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("weight %q kept in float: %v", w.Name, err))
+		todo = append(todo, w)
+	}
+	done := make([]dequantization, len(todo))
+	errs := make([]error, len(todo))
+	parallel(len(todo), func(i int) { done[i], errs[i] = quantize(todo[i], uses[todo[i]]) })
+	quantized := 0
+	for i, w := range todo {
+		if errs[i] != nil {
+			notes = append(notes, fmt.Sprintf("weight %q kept in float: %v", w.Name, errs[i]))
 			continue
 		}
-		if err := insertDequantize(w, q, env); err != nil {
+		if err := insertDequantize(w, done[i], env); err != nil {
 			return quantized, notes, err
 		}
 		quantized++
 	}
 	return quantized, notes, nil
+}
+
+// parallel calls fn(0), ..., fn(n−1), as many at once as there are
+// processors.
+func parallel(n int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, goruntime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // weightProblem says why initializer w cannot be quantized, or "".
@@ -414,21 +581,16 @@ func weightProblem(w *graph.Value, uses []weightUse) string {
 	return ""
 }
 
-// insertDequantize replaces initializer w by q read through a
+// insertDequantize replaces initializer w by d read through a
 // DequantizeLinear in w's graph.
-func insertDequantize(w *graph.Value, q quantizedWeight, env *Env) error {
+func insertDequantize(w *graph.Value, d dequantization, env *Env) error {
 	g := w.Graph
-	data, scale, zp, err := q.tensors(w.Name)
-	if err != nil {
-		return fmt.Errorf("weight %q: %w", w.Name, err)
+	var inputs []*graph.Value
+	for _, t := range d.inputs {
+		inputs = append(inputs, g.AddInitializer(t))
 	}
-	inputs := []*graph.Value{g.AddInitializer(data), g.AddInitializer(scale), g.AddInitializer(zp)}
 	out := g.NewValue(w.Name + "_dequantized")
-	var attrs []*onnx.AttributeProto
-	if q.axis >= 0 {
-		attrs = append(attrs, &onnx.AttributeProto{Name: proto.String("axis"), Type: onnx.AttributeProto_INT.Enum(), I: proto.Int64(int64(q.axis))})
-	}
-	dq, err := g.NewNode("DequantizeLinear", w.Name+"_DequantizeLinear", inputs, []*graph.Value{out}, attrs...)
+	dq, err := g.NewNode("DequantizeLinear", w.Name+"_DequantizeLinear", inputs, []*graph.Value{out}, d.attrs...)
 	if err != nil {
 		return fmt.Errorf("weight %q: %w", w.Name, err)
 	}

@@ -127,7 +127,7 @@ func (p *staticQuantization) quantizeLayers(g *graph.Graph, layers []*graph.Node
 		}
 		quantizedActs++
 	}
-	weights, notes, err := quantizeWeights(layers, &p.quantOptions, env)
+	weights, notes, err := quantizeWeights(layers, p.int8Weights, env)
 	res.Notes = append(res.Notes, notes...)
 	if err != nil {
 		return Result{}, err

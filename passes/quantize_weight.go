@@ -50,7 +50,7 @@ func (p *weightQuantization) quantizeLayers(m *graph.Model, layers []*graph.Node
 		}
 		var n int
 		var notes []string
-		n, notes, err = quantizeWeights(layers, &p.quantOptions, env)
+		n, notes, err = quantizeWeights(layers, p.int8Weights, env)
 		res.Changes += n
 		res.Notes = append(res.Notes, notes...)
 		if err != nil {

@@ -1,7 +1,9 @@
 package passes
 
 import (
+	"encoding/binary"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -367,5 +369,82 @@ func TestQuantizeWeightDigits(t *testing.T) {
 			t.Errorf("%s: int8 weights give accuracy %.4f, fp32 %.4f: lost more than %.1f points", c.dir, int8Acc, fp32, 100*maxAccuracyLoss)
 		}
 		checkDigitsBytes(t, c.dir, true, m, before, m.Stats().Bytes)
+	}
+}
+
+// TestQuantizeWeightElements checks quantizeWeight, which divides in
+// float32 and rounds with the hardware, against quantizeValue element by
+// element, per tensor and per channel along each axis, on raw data at an
+// offset that cannot be viewed as []float32 and in float_data, with values
+// that fall halfway between steps, and more elements than one chunk.
+func TestQuantizeWeightElements(t *testing.T) {
+	dims := []int64{3, 5, floatChunk/7 + 3}
+	n := int(dims[0] * dims[1] * dims[2])
+	w := make([]float32, n)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range w {
+		switch {
+		case i%13 == 0:
+			// Every channel, along any axis, holds ±127/32: the
+			// int8 scale is 1/32.
+			w[i] = float32(1-2*(i/13%2)) * 127 / 32
+		case i%5 == 0:
+			// k + 0.5 steps: exact halves, which round to even.
+			w[i] = (float32(rng.IntN(200)-100) + 0.5) / 32
+		default:
+			w[i] = float32(min(max(rng.NormFloat64(), -3.9), 3.9))
+		}
+	}
+	halves := 0
+	for _, x := range w {
+		if v := x * 32; v != float32(math.Trunc(float64(v))) && v*2 == float32(math.Trunc(float64(v*2))) {
+			halves++
+		}
+	}
+	if halves < n/6 {
+		t.Fatalf("only %d of %d elements are halfway between steps", halves, n)
+	}
+	for _, layout := range []string{"unaligned raw", "float_data"} {
+		tp := &onnx.TensorProto{Dims: dims, DataType: proto.Int32(int32(onnx.TensorProto_FLOAT))}
+		if layout == "float_data" {
+			tp.FloatData = w
+		} else {
+			raw := make([]byte, 4*n+1)[1:]
+			for i, x := range w {
+				binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(x))
+			}
+			tp.RawData = raw
+		}
+		for _, r := range []intRange{weightRange(false), weightRange(true)} {
+			for axis := -1; axis < len(dims); axis++ {
+				q, err := quantizeWeight(tp, axis, r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				inner, channels := n, 1
+				if axis >= 0 {
+					channels, inner = int(dims[axis]), 1
+					for _, d := range dims[axis+1:] {
+						inner *= int(d)
+					}
+				}
+				var maxAbs []float64
+				for range channels {
+					maxAbs = append(maxAbs, 0)
+				}
+				for i, x := range w {
+					c := i / inner % channels
+					maxAbs[c] = max(maxAbs[c], math.Abs(float64(x)))
+				}
+				bad := 0
+				for i, x := range w {
+					scale := symmetricParams(maxAbs[i/inner%channels], r)
+					if want := int8(quantizeValue(x, scale, 0, r)); int8(q.data[i]) != want && bad < 5 {
+						t.Errorf("%s, range ±%d, axis %d: element %d (%g, scale %g) quantizes to %d, want %d", layout, r.hi, axis, i, x, scale, int8(q.data[i]), want)
+						bad++
+					}
+				}
+			}
+		}
 	}
 }
