@@ -1,5 +1,10 @@
 package runtime
 
+import (
+	goruntime "runtime"
+	"sync"
+)
+
 // The single-precision product behind Conv, Gemm and MatMul follows BLIS:
 // op(B) is packed in blocks of sgemmKC rows by sgemmNC columns, cut into
 // panels sgemmNR columns wide, and op(A) in blocks of sgemmMC rows by
@@ -29,6 +34,9 @@ const (
 type sgemmScratch struct {
 	a, b []float32
 	tile [sgemmMR * sgemmNR]float32
+	// helpers are the scratch of the goroutines that share a product
+	// with this one's.
+	helpers []sgemmScratch
 }
 
 // sgemmB packs blocks of the right operand into panels: pack writes rows
@@ -189,7 +197,8 @@ func packABlock(dst []float32, trans bool, alpha float32, a []float32, lda, ic, 
 // sgemmBlocked computes c = a×b + beta×c, a m×k and b k×n, with the
 // micro-kernel, which must run here (sgemmKernelFast). k must be
 // positive. With beta 0, c is only written, so NaNs in it do not reach the
-// result.
+// result. With more than one P, a large product's columns are split
+// between goroutines (sgemmWorkers), each with scratch of its own.
 func sgemmBlocked(s *sgemmScratch, m, n, k int, a *sgemmA, b sgemmB, beta float32, c []float32, ldc int) {
 	if beta != 0 && beta != 1 {
 		for i := range m {
@@ -199,16 +208,54 @@ func sgemmBlocked(s *sgemmScratch, m, n, k int, a *sgemmA, b sgemmB, beta float3
 			}
 		}
 	}
+	workers := sgemmWorkers(m, n, k)
+	if workers == 1 {
+		sgemmColumns(s, m, 0, n, k, a, b, beta, c, ldc)
+		return
+	}
+	if len(s.helpers) < workers-1 {
+		s.helpers = make([]sgemmScratch, workers-1)
+	}
+	// Panel-aligned shares, so that each worker's panels are whole.
+	share := roundUp((n+workers-1)/workers, sgemmNR)
+	var wg sync.WaitGroup
+	for w := 1; w < workers && w*share < n; w++ {
+		wg.Go(func() {
+			sgemmColumns(&s.helpers[w-1], m, w*share, min(n, (w+1)*share), k, a, b, beta, c, ldc)
+		})
+	}
+	sgemmColumns(s, m, 0, min(n, share), k, a, b, beta, c, ldc)
+	wg.Wait()
+}
+
+// sgemmParallelFlops is the size of product, in floating-point
+// operations, from which sgemmBlocked splits it between goroutines: a
+// few hundred microseconds of work, against a few for starting and
+// waiting for one.
+const sgemmParallelFlops = 1 << 23
+
+// sgemmWorkers returns how many goroutines compute an m×n×k product: one
+// per P for a large product with a panel of columns for each, else one.
+func sgemmWorkers(m, n, k int) int {
+	if 2*m*n*k < sgemmParallelFlops {
+		return 1
+	}
+	return max(1, min(goruntime.GOMAXPROCS(0), n/sgemmNR))
+}
+
+// sgemmColumns is sgemmBlocked on columns [j0, j1) of b and c, j0 a
+// multiple of sgemmNR, with beta already applied but for 0.
+func sgemmColumns(s *sgemmScratch, m, j0, j1, k int, a *sgemmA, b sgemmB, beta float32, c []float32, ldc int) {
 	inPlace, _ := b.(*offsetB)
 	if inPlace != nil && inPlace.span <= 0 {
 		inPlace = nil
 	}
 	var bp []float32
 	if inPlace == nil {
-		bp = scratchSlice(&s.b, roundUp(min(n, sgemmNC), sgemmNR)*min(k, sgemmKC))
+		bp = scratchSlice(&s.b, roundUp(min(j1-j0, sgemmNC), sgemmNR)*min(k, sgemmKC))
 	}
-	for jc := 0; jc < n; jc += sgemmNC {
-		nc := min(sgemmNC, n-jc)
+	for jc := j0; jc < j1; jc += sgemmNC {
+		nc := min(sgemmNC, j1-jc)
 		for pc := 0; pc < k; pc += sgemmKC {
 			kc := min(sgemmKC, k-pc)
 			if inPlace == nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	goruntime "runtime"
 	"testing"
 )
 
@@ -263,5 +264,26 @@ func TestConvSgemmLayouts(t *testing.T) {
 			want, shape := c.referenceConv(float64s(in[0]), float64s(in[1]), b)
 			checkAgainst(t, out[0], shape, want)
 		})
+	}
+}
+
+// TestSgemmWorkers runs products large enough to be split between
+// goroutines with three Ps (an uneven split, the last share narrower),
+// and on one.
+func TestSgemmWorkers(t *testing.T) {
+	impls := sgemmImpls(t)
+	rng := rand.New(rand.NewPCG(47, 53))
+	defer goruntime.GOMAXPROCS(goruntime.GOMAXPROCS(0))
+	for _, procs := range []int{3, 1} {
+		goruntime.GOMAXPROCS(procs)
+		for _, c := range []sgemmCase{
+			{m: 64, n: 300, k: 300, alpha: 1, beta: 0},
+			{m: 37, n: 2500, k: 70, transB: true, alpha: 1, beta: 0.5, pad: 2},
+		} {
+			if got := sgemmWorkers(c.m, c.n, c.k); got != procs {
+				t.Errorf("%v with %d Ps: %d workers", c, procs, got)
+			}
+			checkSgemm(t, impls, rng, c)
+		}
 	}
 }
