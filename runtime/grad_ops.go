@@ -448,11 +448,11 @@ func (b *gradBuilder) matMul(n *graph.Node) ([]*gorgonia.Node, error) {
 			return nil, err
 		}
 	case slices.Equal(batch, sy[:len(sy)-2]):
-		x3, err := gradReshape(x, append([]int{gradProduct(batch)}, m, k)...)
+		x3, err := gradReshape(x, append([]int{mustElements(batch)}, m, k)...)
 		if err != nil {
 			return nil, err
 		}
-		y3, err := gradReshape(y, append([]int{gradProduct(batch)}, k, cols)...)
+		y3, err := gradReshape(y, append([]int{mustElements(batch)}, k, cols)...)
 		if err != nil {
 			return nil, err
 		}
@@ -471,14 +471,6 @@ func (b *gradBuilder) matMul(n *graph.Node) ([]*gorgonia.Node, error) {
 	}
 	z, err = gradReshape(z, out...)
 	return []*gorgonia.Node{z}, err
-}
-
-func gradProduct(dims []int) int {
-	p := 1
-	for _, d := range dims {
-		p *= d
-	}
-	return p
 }
 
 // gradWindow holds a convolution's or pool's geometry for each spatial
@@ -812,7 +804,7 @@ func (b *gradBuilder) globalAveragePool(n *graph.Node) ([]*gorgonia.Node, error)
 		return nil, fmt.Errorf("want an input of rank 3 or more, got %v", s)
 	}
 	// One axis: gorgonia's gradient of a sum over several axes is wrong.
-	flat, err := gradReshape(x, s[0], s[1], gradProduct(s[2:]))
+	flat, err := gradReshape(x, s[0], s[1], mustElements(s[2:]))
 	if err != nil {
 		return nil, err
 	}
@@ -911,7 +903,7 @@ func gradSoftmax(f func(*gorgonia.Node, ...int) (*gorgonia.Node, error)) gradOpB
 			y, err := f(x, axis)
 			return []*gorgonia.Node{y}, err
 		}
-		flat, err := gradReshape(x, gradProduct(s[:axis]), gradProduct(s[axis:]))
+		flat, err := gradReshape(x, mustElements(s[:axis]), mustElements(s[axis:]))
 		if err != nil {
 			return nil, err
 		}
@@ -955,14 +947,14 @@ func (b *gradBuilder) flatten(n *graph.Node) ([]*gorgonia.Node, error) {
 	s := []int(x.Shape())
 	axis := n.AttrInt("axis", 1)
 	if axis == int64(len(s)) {
-		y, err := gradReshape(x, gradProduct(s), 1)
+		y, err := gradReshape(x, mustElements(s), 1)
 		return []*gorgonia.Node{y}, err
 	}
 	a, err := gradAxis(axis, len(s))
 	if err != nil {
 		return nil, err
 	}
-	y, err := gradReshape(x, gradProduct(s[:a]), gradProduct(s[a:]))
+	y, err := gradReshape(x, mustElements(s[:a]), mustElements(s[a:]))
 	return []*gorgonia.Node{y}, err
 }
 
@@ -1010,14 +1002,14 @@ func (b *gradBuilder) reshape(n *graph.Node) ([]*gorgonia.Node, error) {
 		}
 		known *= out[i]
 	}
-	total := gradProduct(s)
+	total := mustElements(s)
 	if infer >= 0 {
 		if known == 0 || total%known != 0 {
 			return nil, fmt.Errorf("cannot reshape %v to %v", s, target)
 		}
 		out[infer] = total / known
 	}
-	if gradProduct(out) != total {
+	if mustElements(out) != total {
 		return nil, fmt.Errorf("cannot reshape %v to %v", s, target)
 	}
 	y, err := gradReshape(x, out...)

@@ -80,12 +80,12 @@ func (n *gradNet) init(name string, values []float64, shape ...int) *graph.Value
 
 // param adds an initializer of normal random values.
 func (n *gradNet) param(name string, shape ...int) *graph.Value {
-	return n.init(name, gradNormal(n.rng, gradProduct(shape)), shape...)
+	return n.init(name, gradNormal(n.rng, mustElements(shape)), shape...)
 }
 
 // positive adds an initializer of random values in [0.5, 1.5).
 func (n *gradNet) positive(name string, shape ...int) *graph.Value {
-	v := make([]float64, gradProduct(shape))
+	v := make([]float64, mustElements(shape))
 	for i := range v {
 		v[i] = 0.5 + n.rng.Float64()
 	}
@@ -223,7 +223,7 @@ func gradFloats(t *Tensor) []float64 {
 }
 
 func gradRandomTensor(rng *rand.Rand, dt onnx.TensorProto_DataType, shape ...int) *Tensor {
-	t := &Tensor{DType: onnx.TensorProto_DOUBLE, Shape: slices.Clone(shape), Data: gradNormal(rng, gradProduct(shape))}
+	t := &Tensor{DType: onnx.TensorProto_DOUBLE, Shape: slices.Clone(shape), Data: gradNormal(rng, mustElements(shape))}
 	return gradCast(t, dt)
 }
 

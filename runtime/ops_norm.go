@@ -109,7 +109,7 @@ func storeFloats(t *Tensor, v []float64) {
 	}
 }
 
-func narrowInts[T int64 | int32 | int16 | int8 | uint64 | uint32 | uint16 | uint8](d []T, v []float64) {
+func narrowInts[T integer](d []T, v []float64) {
 	lo, hi := integerRange[T]()
 	for i, x := range v {
 		x = math.Trunc(x)
@@ -124,30 +124,6 @@ func narrowInts[T int64 | int32 | int16 | int8 | uint64 | uint32 | uint16 | uint
 			d[i] = T(x)
 		}
 	}
-}
-
-// integerRange gives the smallest and largest values of T that float64
-// converts to T without overflow.
-func integerRange[T int64 | int32 | int16 | int8 | uint64 | uint32 | uint16 | uint8]() (lo, hi float64) {
-	var z T
-	switch any(z).(type) {
-	case int64:
-		// 2^63 is not an int64; the largest float64 below it is.
-		return math.MinInt64, math.Nextafter(math.MaxInt64, 0)
-	case int32:
-		return math.MinInt32, math.MaxInt32
-	case int16:
-		return math.MinInt16, math.MaxInt16
-	case int8:
-		return math.MinInt8, math.MaxInt8
-	case uint64:
-		return 0, math.Nextafter(math.MaxUint64, 0)
-	case uint32:
-		return 0, math.MaxUint32
-	case uint16:
-		return 0, math.MaxUint16
-	}
-	return 0, math.MaxUint8
 }
 
 // channelView describes a tensor of shape [N, C, D1, ..., Dk] as N blocks

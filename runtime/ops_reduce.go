@@ -313,6 +313,19 @@ func intLimits[T integer]() (lo, hi T) {
 	return T(l), T(h)
 }
 
+// integerRange gives the smallest and largest values of T that float64
+// converts to T without overflow: intLimits, as float64.
+func integerRange[T integer]() (lo, hi float64) {
+	l, h := intLimits[T]()
+	lo, hi = float64(l), float64(h)
+	if hi >= 1<<63 {
+		// The highest int64 and uint64 round up to 2^63 and 2^64, which
+		// T cannot hold; the largest float64 below them it can.
+		hi = math.Nextafter(hi, 0)
+	}
+	return lo, hi
+}
+
 // extremes is ReduceMax and ReduceMin, propagating NaN. lo and hi are the
 // results for an empty set: the type's lowest value for Max and highest
 // for Min.

@@ -261,3 +261,30 @@ func TestCumSumTopK(t *testing.T) {
 	got = runOp(t, old, v)
 	wantData(t, "TopK-1 with attribute k", got[0], f32T, []int{2, 1}, []float32{3, 5})
 }
+
+// TestIntegerRange checks the float64 bounds that narrowing conversions
+// clamp to: each type's limits, or the largest float64 below them where
+// float64 rounds the limit up.
+func TestIntegerRange(t *testing.T) {
+	check := func(name string, lo, hi, wlo, whi float64) {
+		if lo != wlo || hi != whi {
+			t.Errorf("%s: %v %v want %v %v", name, lo, hi, wlo, whi)
+		}
+	}
+	l, h := integerRange[int64]()
+	check("int64", l, h, math.MinInt64, math.Nextafter(math.MaxInt64, 0))
+	l, h = integerRange[int32]()
+	check("int32", l, h, math.MinInt32, math.MaxInt32)
+	l, h = integerRange[int16]()
+	check("int16", l, h, math.MinInt16, math.MaxInt16)
+	l, h = integerRange[int8]()
+	check("int8", l, h, math.MinInt8, math.MaxInt8)
+	l, h = integerRange[uint64]()
+	check("uint64", l, h, 0, math.Nextafter(math.MaxUint64, 0))
+	l, h = integerRange[uint32]()
+	check("uint32", l, h, 0, math.MaxUint32)
+	l, h = integerRange[uint16]()
+	check("uint16", l, h, 0, math.MaxUint16)
+	l, h = integerRange[uint8]()
+	check("uint8", l, h, 0, math.MaxUint8)
+}

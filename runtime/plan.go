@@ -285,6 +285,8 @@ func checkInput(v *graph.Value, t *Tensor) error {
 	return nil
 }
 
+// mustElements is the element count of a shape known to be valid (a
+// tensor's): elements without the error, -1 for a shape it refuses.
 func mustElements(shape []int) int {
 	n, err := elements(shape)
 	if err != nil {
