@@ -126,7 +126,7 @@ func Parse(list string) ([]Info, error) {
 // Default returns the default cleanup pipeline.
 func Default() []Info {
 	var infos []Info
-	for _, name := range defaultPipeline {
+	for _, name := range defaultPipeline() {
 		p, _ := Lookup(name)
 		infos = append(infos, p)
 	}

@@ -271,7 +271,7 @@ func TestTable(t *testing.T) {
 			t.Errorf("pass %q: New returns nil", p.Name)
 		}
 	}
-	for _, name := range defaultPipeline {
+	for _, name := range defaultPipeline() {
 		if !seen[name] {
 			t.Errorf("default pipeline names unknown pass %q", name)
 		}

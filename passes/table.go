@@ -40,20 +40,23 @@ func Table() []Info {
 	}
 }
 
-// defaultPipeline is the cleanup that "onnxopt optimize" runs when no
-// passes are named.
-var defaultPipeline = []string{
-	// First, so that weights IR < 4 exports also list as inputs are
-	// constants the folds can use; last, to drop what the folds replaced.
-	"unused-initializers",
-	"identity",
-	"fold-constants",
-	"cse",
-	"cast",
-	"transpose",
-	"reshape",
-	"fuse-gemm",
-	"fold-batchnorm",
-	"deadcode",
-	"unused-initializers",
+// defaultPipeline names, in order, the cleanup that "onnxopt optimize"
+// runs when no passes are named.
+func defaultPipeline() []string {
+	return []string{
+		// First, so that weights IR < 4 exports also list as inputs are
+		// constants the folds can use; last, to drop what the folds
+		// replaced.
+		"unused-initializers",
+		"identity",
+		"fold-constants",
+		"cse",
+		"cast",
+		"transpose",
+		"reshape",
+		"fuse-gemm",
+		"fold-batchnorm",
+		"deadcode",
+		"unused-initializers",
+	}
 }
