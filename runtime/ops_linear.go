@@ -66,7 +66,9 @@ func sgemmInto(s *sgemmScratch, transA, transB bool, m, n, k int, alpha float32,
 		gemmInto(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	sgemmBlocked(s, m, n, k, &sgemmA{trans: transA, alpha: alpha, a: a, ld: lda}, &matrixB{trans: transB, b: b, ld: ldb}, beta, c, ldc)
+	s.opA = sgemmA{trans: transA, alpha: alpha, a: a, ld: lda}
+	s.opMatrix = matrixB{trans: transB, b: b, ld: ldb}
+	sgemmBlocked(s, m, n, k, &s.opA, &s.opMatrix, beta, c, ldc)
 }
 
 // gemm is sgemmInto on s, as a gemmFunc.

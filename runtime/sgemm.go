@@ -37,6 +37,12 @@ type sgemmScratch struct {
 	// helpers are the scratch of the goroutines that share a product
 	// with this one's.
 	helpers []sgemmScratch
+	// The operands of the product in progress live here rather than on
+	// the heap, where passing them as interfaces would put them on each
+	// call.
+	opA      sgemmA
+	opMatrix matrixB
+	opOffset offsetB
 }
 
 // sgemmB packs blocks of the right operand into panels: pack writes rows

@@ -97,11 +97,13 @@ func convGrid(s *convShape, sub [maxSpatial]int, gridCols int, x, bias, y []floa
 				phaseSplit(g, sub, cG, xg, grid)
 				src = grid
 			}
-			b := offsetB{src: src, rowOff: rowOff, colOff: colOff}
-			a := sgemmA{packed: weights[gr*wStride:]}
+			b := &cs.sgemm.opOffset
+			*b = offsetB{src: src, rowOff: rowOff, colOff: colOff}
+			a := &cs.sgemm.opA
+			*a = sgemmA{packed: weights[gr*wStride:]}
 			yg := y[(n*s.outChannels+gr*mG)*outVol:][:mG*outVol]
 			if direct {
-				sgemmBlocked(&cs.sgemm, mG, outVol, rows, &a, &b, 0, yg, outVol)
+				sgemmBlocked(&cs.sgemm, mG, outVol, rows, a, b, 0, yg, outVol)
 				if bias != nil {
 					for m := range mG {
 						addConstant(yg[m*outVol:][:outVol], bias[gr*mG+m])
@@ -109,7 +111,7 @@ func convGrid(s *convShape, sub [maxSpatial]int, gridCols int, x, bias, y []floa
 				}
 				continue
 			}
-			sgemmBlocked(&cs.sgemm, mG, gridCols, rows, &a, &b, 0, prod, gridCols)
+			sgemmBlocked(&cs.sgemm, mG, gridCols, rows, a, b, 0, prod, gridCols)
 			for m := range mG {
 				var bv float32
 				if bias != nil {
@@ -271,10 +273,12 @@ func convLanes(s *convShape, x, bias, y []float32, cs *convScratch, weights []fl
 			}
 			// The micro-kernel reads the rows of the copy in place, as
 			// they are cache lines already.
-			b := offsetB{src: xl, rowOff: rowOff, colOff: colOff}
+			b := &cs.sgemm.opOffset
+			*b = offsetB{src: xl, rowOff: rowOff, colOff: colOff}
 			b.readInPlace()
-			a := sgemmA{packed: weights[gr*wStride:]}
-			sgemmBlocked(&cs.sgemm, mG, n, rows, &a, &b, 0, prod, n)
+			a := &cs.sgemm.opA
+			*a = sgemmA{packed: weights[gr*wStride:]}
+			sgemmBlocked(&cs.sgemm, mG, n, rows, a, b, 0, prod, n)
 			// prod holds, per output channel, per group of images, per
 			// position, the lanes; Y wants image, channel, position. A
 			// group's block of a channel stays in L1 while its lanes go
