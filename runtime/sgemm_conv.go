@@ -244,6 +244,7 @@ func convLanes(s *convShape, x, bias, y []float32, cs *convScratch, weights []fl
 			}
 		}
 	}
+	imageStride := s.inChannels * inVol
 	for n0 := 0; n0 < s.batch; n0 += perProduct * lanes {
 		count := min(perProduct*lanes, s.batch-n0)
 		used := (count + lanes - 1) / lanes
@@ -260,13 +261,10 @@ func convLanes(s *convShape, x, bias, y []float32, cs *convScratch, weights []fl
 						for h := range g.in[1] {
 							at := (((c*padded[0]+d+g.padBegin[0])*padded[1]+h+g.padBegin[1])*padded[2] + g.padBegin[2]) * lanes
 							dst := group[at:][:g.in[2]*lanes]
-							from := ((c*g.in[0]+d)*g.in[1] + h) * g.in[2]
-							for lane := range images {
-								xi := x[((n0+t0+lane)*s.inChannels+gr*cG)*inVol:][:cG*inVol]
-								for w, v := range xi[from:][:g.in[2]] {
-									dst[w*lanes+lane] = v
-								}
-							}
+							// Lane 0's row; the others follow imageStride apart.
+							first := ((n0+t0)*s.inChannels+gr*cG)*inVol + ((c*g.in[0]+d)*g.in[1]+h)*g.in[2]
+							lanesTranspose(dst, x[first:], imageStride, images, g.in[2])
+
 						}
 					}
 				}
@@ -291,14 +289,57 @@ func convLanes(s *convShape, x, bias, y []float32, cs *convScratch, weights []fl
 						bv = bias[gr*mG+m]
 					}
 					block := prod[m*n+lg*outVol*lanes:][:outVol*lanes]
-					for lane := range images {
-						dst := y[((n0+lg*lanes+lane)*s.outChannels+gr*mG+m)*outVol:][:outVol]
-						for p := range dst {
-							dst[p] = block[p*lanes+lane] + bv
-						}
-					}
+					first := ((n0+lg*lanes)*s.outChannels + gr*mG + m) * outVol
+					lanesScatter(y[first:], s.outChannels*outVol, block, images, outVol, bv)
 				}
 			}
+		}
+	}
+}
+
+// lanesTranspose writes the rows x[i*stride:][:width] of images lanes
+// into dst's lanes: dst[w*sgemmNR+i] = x[i*stride+w], eight by eight
+// with vector transposes.
+func lanesTranspose(dst, x []float32, stride, images, width int) {
+	i := 0
+	for ; i+8 <= images; i += 8 {
+		w := 0
+		for ; w+8 <= width; w += 8 {
+			transpose8(dst[w*sgemmNR+i:], sgemmNR, x[i*stride+w:], stride, 0)
+		}
+		for ; w < width; w++ {
+			for j := range 8 {
+				dst[w*sgemmNR+i+j] = x[(i+j)*stride+w]
+			}
+		}
+	}
+	for ; i < images; i++ {
+		for w, v := range x[i*stride:][:width] {
+			dst[w*sgemmNR+i] = v
+		}
+	}
+}
+
+// lanesScatter is lanesTranspose's converse with bias added: the lanes
+// of block (positions × sgemmNR) go to the rows y[i*stride:][:positions]
+// of images lanes, plus bias.
+func lanesScatter(y []float32, stride int, block []float32, images, positions int, bias float32) {
+	i := 0
+	for ; i+8 <= images; i += 8 {
+		p := 0
+		for ; p+8 <= positions; p += 8 {
+			transpose8(y[i*stride+p:], stride, block[p*sgemmNR+i:], sgemmNR, bias)
+		}
+		for ; p < positions; p++ {
+			for j := range 8 {
+				y[(i+j)*stride+p] = block[p*sgemmNR+i+j] + bias
+			}
+		}
+	}
+	for ; i < images; i++ {
+		row := y[i*stride:][:positions]
+		for p := range row {
+			row[p] = block[p*sgemmNR+i] + bias
 		}
 	}
 }

@@ -44,3 +44,15 @@ func maxFloat32(o, a, b []float32) bool {
 	}
 	return true
 }
+
+//go:noescape
+func transpose8x8(dst *float32, dstStride int, src *float32, srcStride int, add float32)
+
+// transpose8 sets dst[i*dstStride+j] = src[j*srcStride+i] + add for i, j
+// in [0, 8). Only the lanes layout of Conv calls it, which runs where
+// sgemmKernelFast holds.
+func transpose8(dst []float32, dstStride int, src []float32, srcStride int, add float32) {
+	dst = dst[:7*dstStride+8]
+	src = src[:7*srcStride+8]
+	transpose8x8(&dst[0], dstStride, &src[0], srcStride, add)
+}

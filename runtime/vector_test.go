@@ -112,3 +112,31 @@ func TestMaxPoolVector(t *testing.T) {
 		}
 	}
 }
+
+func TestTranspose8(t *testing.T) {
+	rng := rand.New(rand.NewPCG(59, 61))
+	for _, strides := range [][2]int{{8, 8}, {16, 9}, {1000, 16}, {11, 300}} {
+		ds, ss := strides[0], strides[1]
+		src := make([]float32, 7*ss+8)
+		for i := range src {
+			src[i] = float32(rng.NormFloat64())
+		}
+		dst := make([]float32, 7*ds+8)
+		const sentinel = -99
+		for i := range dst {
+			dst[i] = sentinel
+		}
+		add := float32(rng.NormFloat64())
+		transpose8(dst, ds, src, ss, add)
+		for i := range dst {
+			r, c := i/ds, i%ds
+			want := float32(sentinel)
+			if c < 8 {
+				want = src[c*ss+r] + add
+			}
+			if dst[i] != want {
+				t.Fatalf("strides %d, %d: dst[%d] (row %d, column %d) = %g, want %g", ds, ss, i, r, c, dst[i], want)
+			}
+		}
+	}
+}
