@@ -39,7 +39,13 @@ func convLayout(s *convShape) (lanes bool, sub [maxSpatial]int, gridCols int) {
 	gridCols = ((g.out[0]-1)*sub[1]+g.out[1]-1)*sub[2] + g.out[2]
 	gridTiles := s.batch * ((gridCols + sgemmNR - 1) / sgemmNR)
 	laneTiles := (s.batch + sgemmNR - 1) / sgemmNR * g.outVolume()
-	return laneTiles < gridTiles, sub, gridCols
+	// A group of images in lanes takes sixteen times an image's copy in
+	// the grid: lanes suit small images.
+	laneVol := s.inChannels / s.group * sgemmNR
+	for i := range maxSpatial {
+		laneVol *= g.in[i] + g.padBegin[i] + g.padEnd[i]
+	}
+	return laneTiles < gridTiles && laneVol <= maxIm2colElements, sub, gridCols
 }
 
 // convGrid is convSgemm image by image on the stride-phase grid sub, whose

@@ -287,3 +287,18 @@ func TestSgemmWorkers(t *testing.T) {
 		}
 	}
 }
+
+// TestConvLayoutBoundsLanes checks that sixteen large images, which the
+// lanes would compute in slightly fewer tiles than the grid, go to the
+// grid, whose copy of X is sixteen times smaller.
+func TestConvLayoutBoundsLanes(t *testing.T) {
+	win := windowAttrs{pads: []int{1, 1, 1, 1}, autoPad: "NOTSET"}
+	g, err := win.forward([]int{224, 224}, []int{3, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := convShape{batch: 16, inChannels: 64, outChannels: 64, group: 1, geometry: g}
+	if lanes, _, _ := convLayout(&s); lanes {
+		t.Errorf("16×64×224×224 goes to the lanes, a copy of %d floats", 16*64*226*226)
+	}
+}
