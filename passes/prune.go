@@ -311,7 +311,11 @@ func (o *pruneOptions) targets(weights []*PrunableWeight, env *Env) ([]*pruneTar
 	var targets []*pruneTarget
 	var notes []string
 	for _, w := range weights {
-		if slices.ContainsFunc(w.Layers, excluded) {
+		hit := false
+		for _, n := range w.Layers {
+			hit = excluded(n) || hit // every layer, so that every pattern that matches counts
+		}
+		if hit {
 			notes = append(notes, fmt.Sprintf("weight %q of %s kept dense: --exclude", w.Name(), w.Layer()))
 			continue
 		}
