@@ -58,7 +58,7 @@ func needORT(t *testing.T) {
 func TestQuantizeDigitsORT(t *testing.T) {
 	needORT(t)
 	for _, c := range digitsCases {
-		for _, mode := range []string{"static per channel", "static per tensor", "weight per channel"} {
+		for _, mode := range []string{"static per channel", "static per tensor", "weight per channel", "static int32 bias", "static every tensor"} {
 			d := loadDigits(t, c.dir, c.anchor)
 			fp32, _ := d.ortAccuracy(t, d.model)
 			var m *graph.Model
@@ -67,6 +67,12 @@ func TestQuantizeDigitsORT(t *testing.T) {
 				p := newQuantizeWeight().(*weightQuantization)
 				p.PerChannel = true
 				_, m = applyQuant(t, d.model, p, nil)
+			case "static int32 bias":
+				m, _ = quantizeDigits(t, d, func(p *staticQuantization) { p.PerChannel, p.Int32Bias = true, true })
+			case "static every tensor":
+				m, _ = quantizeDigits(t, d, func(p *staticQuantization) {
+					p.PerChannel, p.Int32Bias, p.OpTypes = true, true, append(p.OpTypes, digitsOtherOps...)
+				})
 			default:
 				m, _ = quantizeDigits(t, d, func(p *staticQuantization) { p.PerChannel = mode == "static per channel" })
 			}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"onnxopt/graph"
 	"onnxopt/onnx"
 	"onnxopt/runtime"
@@ -307,6 +309,8 @@ func TestQuantizeStaticDigits(t *testing.T) {
 			{"percentile per channel symmetric", func(p *staticQuantization) {
 				p.PerChannel, p.Method, p.Symmetric = true, "percentile", true
 			}},
+			{"minmax per channel int32 bias", func(p *staticQuantization) { p.PerChannel, p.Int32Bias = true, true }},
+			{"minmax per channel every tensor", func(p *staticQuantization) { p.PerChannel, p.OpTypes = true, append(p.OpTypes, digitsOtherOps...) }},
 		} {
 			d := loadDigits(t, c.dir, c.anchor)
 			fp32 := d.accuracy(t, d.model)
@@ -322,10 +326,17 @@ func TestQuantizeStaticDigits(t *testing.T) {
 			if int8Acc < fp32-maxAccuracyLoss {
 				t.Errorf("%s %s: int8 accuracy %.4f, fp32 %.4f: lost more than %.1f points", c.dir, tc.name, int8Acc, fp32, 100*maxAccuracyLoss)
 			}
-			checkDigitsBytes(t, c.dir, !strings.Contains(tc.name, "per tensor"), m, before, after)
+			if !strings.Contains(tc.name, "int32 bias") {
+				checkDigitsBytes(t, c.dir, !strings.Contains(tc.name, "per tensor"), m, before, after)
+			}
 		}
 	}
 }
+
+// digitsOtherOps are the digits models' operators besides the layers:
+// quantizing their inputs too puts a QuantizeLinear after every layer, so
+// that ONNX Runtime runs every layer in integers (Add has no input here).
+var digitsOtherOps = []string{"MaxPool", "GlobalAveragePool", "Flatten", "Relu"}
 
 // checkDigitsBytes checks the parameter bytes of a quantized digits model.
 // Every weight is int8; biases stay float32, and each weight has float32
@@ -361,5 +372,64 @@ func checkDigitsBytes(t *testing.T, name string, perChannel bool, m *graph.Model
 	}
 	if ratio := float64(before) / float64(after); !perChannel && ratio < 3.9 {
 		t.Errorf("%s per tensor: parameters %.3fx smaller, want at least 3.9x", name, ratio)
+	}
+}
+
+// TestQuantizeStaticInt32Bias checks --int32-bias on a Conv and a Gemm: each
+// bias becomes int32 behind a DequantizeLinear whose scale is the input's
+// scale times the weight's, per channel or not as the weight's, with no
+// zero point, and each dequantized bias is within half a step of the
+// float one; a Gemm with beta ≠ 1 keeps its bias float, with a note.
+func TestQuantizeStaticInt32Bias(t *testing.T) {
+	for _, perChannel := range []bool{false, true} {
+		b := newBuilder(t, 13)
+		x := b.dynamicInput("x", 2, 3, 3)
+		conv := b.node("Conv", "c", x, b.weights("Wc", 1, -1, 1, 3, 2, 2, 2), b.init("Bc", []int64{3}, 0.5, -0.25, 0.013))
+		flat := b.node("Flatten", "f", b.node("Relu", "r", conv))
+		g1 := b.node("Gemm", "g1", flat, b.weights("Wg", 2, -1, 1, 12, 4), b.init("Bg", []int64{4}, 1, -2, 0.001, 0))
+		g2 := b.node("Gemm", "g2", g1, b.weights("Wh", 3, -1, 1, 4, 2), b.init("Bh", []int64{2}, 1, -1))
+		g2.Producer.SetAttr(&onnx.AttributeProto{Name: proto.String("beta"), Type: onnx.AttributeProto_FLOAT.Enum(), F: proto.Float32(0.5)})
+		b.output(g2)
+		batches := calibrationOf(t, b.g, 4, -1, 1, 16, 8)
+		p := newQuantizeStatic().(*staticQuantization)
+		p.PerChannel, p.Int32Bias = perChannel, true
+		res, m := applyQuant(t, b.m, p, &Env{Calibration: batches})
+		if notes := strings.Join(res.Notes, "\n"); !strings.Contains(notes, `bias "Bh" of "Gemm_g2" (Gemm) kept in float: Gemm scales it`) || !strings.Contains(notes, "2 biases stored as int32") {
+			t.Errorf("notes:\n%s", notes)
+		}
+		for _, tc := range []struct {
+			layer, bias string
+			want        []float32
+		}{{"Conv_c", "Bc", []float32{0.5, -0.25, 0.013}}, {"Gemm_g1", "Bg", []float32{1, -2, 0.001, 0}}} {
+			var n *graph.Node
+			for _, node := range m.Graph.Nodes {
+				if node.Name == tc.layer {
+					n = node
+				}
+			}
+			dq := n.Input(2).Producer
+			if dq == nil || dq.OpType != "DequantizeLinear" || len(dq.Inputs) != 2 || dq.Inputs[0].ElemType() != onnx.TensorProto_INT32 {
+				t.Fatalf("per channel %v: %s reads its bias from %v", perChannel, tc.layer, dq)
+			}
+			xScale := floats(t, n.Input(0).Producer.Inputs[1])[0]
+			wScales := floats(t, n.Input(1).Producer.Inputs[1])
+			scales := floats(t, dq.Inputs[1])
+			if len(scales) != len(wScales) || (len(scales) > 1) != perChannel || (dq.Attr("axis") != nil) != perChannel {
+				t.Fatalf("per channel %v: %s: bias scales %v, weight scales %v", perChannel, tc.layer, scales, wScales)
+			}
+			for i, s := range scales {
+				if s != xScale*wScales[i] {
+					t.Errorf("%s: bias scale %d is %g, want %g·%g", tc.layer, i, s, xScale, wScales[i])
+				}
+			}
+			got := fetch(t, m, batches[0], dq.Outputs[0].Name)[dq.Outputs[0].Name].Data.([]float32)
+			for i, v := range tc.want {
+				s := scales[min(i, len(scales)-1)]
+				if math.Abs(float64(got[i]-v)) > float64(s)/2*(1+1e-6) {
+					t.Errorf("%s: bias %d = %g dequantizes to %g, more than half a step (%g) away", tc.layer, i, v, got[i], s)
+				}
+			}
+		}
+		run(t, m, batches[0])
 	}
 }
