@@ -325,62 +325,33 @@ func (f *folder) freed(n *graph.Node) int64 {
 	return bytes
 }
 
-// run computes n's outputs from its constant inputs by compiling a model
-// of n alone, so that the numbers are the runtime's own.
+// run computes n's outputs from its constant inputs with
+// runtime.RunNode, so that the numbers are the runtime's own.
 func (f *folder) run(n *graph.Node) ([]*runtime.Tensor, error) {
-	m := graph.NewModel(f.model.IRVersion, f.model.Opsets...)
-	g := m.Graph
-	feeds := map[string]*runtime.Tensor{}
-	local := map[*graph.Value]*graph.Value{}
-	inputs := make([]*graph.Value, len(n.Inputs))
+	inputs := make([]*runtime.Tensor, len(n.Inputs))
 	for i, v := range n.Inputs {
 		if v == nil {
 			continue
 		}
-		if local[v] == nil {
-			t, err := f.tensor(v)
-			if err != nil {
-				return nil, err
-			}
-			w := g.NewValue(fmt.Sprintf("input%d", i))
-			w.SetTensorType(t.DType, graph.Known(int64s(t.Shape)...))
-			g.Inputs = append(g.Inputs, w)
-			feeds[w.Name] = t
-			local[v] = w
+		t, err := f.tensor(v)
+		if err != nil {
+			return nil, err
 		}
-		inputs[i] = local[v]
+		inputs[i] = t
 	}
-	outputs := make([]*graph.Value, len(n.Outputs))
+	outputs := make([]bool, len(n.Outputs))
 	for i, v := range n.Outputs {
-		if v != nil {
-			outputs[i] = g.NewValue(fmt.Sprintf("output%d", i))
-			g.Outputs = append(g.Outputs, outputs[i])
-		}
+		outputs[i] = v != nil
 	}
 	attrs := make([]*onnx.AttributeProto, len(n.Attrs))
 	for i, a := range n.Attrs {
 		attrs[i] = a.Proto
 	}
-	c, err := g.NewNode(n.OpType, n.Name, inputs, outputs, attrs...)
-	if err != nil {
-		return nil, err
-	}
-	c.Domain = n.Domain
-	plan, err := runtime.Compile(g)
-	if err != nil {
-		return nil, err
-	}
-	results, err := plan.Run(feeds)
-	if err != nil {
-		return nil, err
-	}
-	outs := make([]*runtime.Tensor, len(n.Outputs))
-	for i, v := range outputs {
-		if v != nil {
-			outs[i] = results[v.Name]
-		}
-	}
-	return outs, nil
+	return runtime.RunNode(runtime.NodeCall{
+		IRVersion: f.model.IRVersion, Opsets: f.model.Opsets,
+		Domain: n.Domain, OpType: n.OpType, Name: n.Name, Attrs: attrs,
+		Inputs: inputs, Outputs: outputs,
+	})
 }
 
 // tensor returns constant v decoded, once.

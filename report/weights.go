@@ -216,13 +216,10 @@ func count[T float32 | float64](l *layer, values []T, keep bool) {
 }
 
 // dequantize runs one DequantizeLinear node on constant inputs (nil for
-// an omitted one) in onnxopt's runtime, in a model of that node alone with
-// m's opsets, so that the values are those the model computes.
+// an omitted one) with runtime.RunNode at m's opsets, so that the values
+// are those the model computes.
 func dequantize(m *graph.Model, inputs []*onnx.TensorProto, attrs []*onnx.AttributeProto) (*runtime.Tensor, error) {
-	sub := graph.NewModel(m.IRVersion, m.Opsets...)
-	g := sub.Graph
-	feeds := map[string]*runtime.Tensor{}
-	ins := make([]*graph.Value, len(inputs))
+	ts := make([]*runtime.Tensor, len(inputs))
 	for i, tp := range inputs {
 		if tp == nil {
 			continue
@@ -231,33 +228,21 @@ func dequantize(m *graph.Model, inputs []*onnx.TensorProto, attrs []*onnx.Attrib
 		if err != nil {
 			return nil, err
 		}
-		shape := make([]int64, len(t.Shape))
-		for j, d := range t.Shape {
-			shape[j] = int64(d)
-		}
-		ins[i] = g.NewValue(fmt.Sprintf("input%d", i))
-		ins[i].SetTensorType(t.DType, graph.Known(shape...))
-		g.Inputs = append(g.Inputs, ins[i])
-		feeds[ins[i].Name] = t
+		ts[i] = t
 	}
 	// Trailing omitted inputs are dropped, as a serialized node would.
-	for len(ins) > 0 && ins[len(ins)-1] == nil {
-		ins = ins[:len(ins)-1]
+	for len(ts) > 0 && ts[len(ts)-1] == nil {
+		ts = ts[:len(ts)-1]
 	}
-	out := g.NewValue("dequantized")
-	g.Outputs = append(g.Outputs, out)
-	if _, err := g.NewNode("DequantizeLinear", "dequantize", ins, []*graph.Value{out}, attrs...); err != nil {
-		return nil, err
-	}
-	plan, err := runtime.Compile(g)
+	outs, err := runtime.RunNode(runtime.NodeCall{
+		IRVersion: m.IRVersion, Opsets: m.Opsets,
+		OpType: "DequantizeLinear", Name: "dequantize", Attrs: attrs,
+		Inputs: ts, Outputs: []bool{true},
+	})
 	if err != nil {
 		return nil, err
 	}
-	res, err := plan.Run(feeds)
-	if err != nil {
-		return nil, err
-	}
-	return res[out.Name], nil
+	return outs[0], nil
 }
 
 func dtypeName(dt int32) string {
