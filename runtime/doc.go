@@ -17,6 +17,8 @@
 // CompileGrad builds a gorgonia expression graph of a model and
 // differentiates a loss with respect to its weights (grad.go).
 //
+// RunNode runs one node on its own, as constant folding does.
+//
 // RunCase and RunSuite run the ONNX conformance suite's cases with the
 // suite's tolerances; DataSets and ReadDataSet read the suite's data sets;
 // RandomInputs, ReadTensorFile and WriteTensorFile make and read inputs.
