@@ -1,9 +1,7 @@
 package passes
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -234,22 +232,9 @@ func passThroughLayer(g *graph.Graph, op string) error {
 // equals PyTorch's fp32 accuracy in torch_anchors.json exactly.
 func TestDigitsAccuracy(t *testing.T) {
 	dir := filepath.Join(suite.RepoRoot(), "testdata", "models")
-	b, err := os.ReadFile(filepath.Join(dir, "torch_anchors.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var anchors map[string]struct {
-		FP32Acc float64 `json:"fp32_acc"`
-	}
-	if err := json.Unmarshal(b, &anchors); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct{ folder, anchor string }{{"digits_mlp", "mlp"}, {"digits_cnn", "cnn"}} {
 		t.Run(tc.folder, func(t *testing.T) {
-			anchor, ok := anchors[tc.anchor]
-			if !ok {
-				t.Fatalf("torch_anchors.json has no %q entry", tc.anchor)
-			}
+			fp32Acc := suite.TorchAnchor(t, dir, tc.anchor, "fp32_acc")
 			modelDir := filepath.Join(dir, tc.folder)
 			m, err := graph.Load(filepath.Join(modelDir, "model.onnx"))
 			if err != nil {
@@ -276,34 +261,21 @@ func TestDigitsAccuracy(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("nodes %d before, %d after; accuracy %v", reports[0].Before.Nodes, reports[len(reports)-1].After.Nodes, acc)
-			if acc != anchor.FP32Acc {
-				t.Errorf("accuracy %v after the default pipeline, want torch's %v", acc, anchor.FP32Acc)
+			if acc != fp32Acc {
+				t.Errorf("accuracy %v after the default pipeline, want torch's %v", acc, fp32Acc)
 			}
 		})
 	}
 }
 
-// argmaxAccuracy returns the share of rows of logits [N, C] whose largest
-// entry (the first, on ties) is at the int64 label.
+// argmaxAccuracy is suite.ArgmaxAccuracy of runtime tensors: the share of
+// rows of logits [N, C] whose largest entry (the first, on ties) is at the
+// int64 label.
 func argmaxAccuracy(logits, labels *runtime.Tensor) (float64, error) {
 	l, ok := logits.Data.([]float32)
 	y, ok2 := labels.Data.([]int64)
-	if !ok || !ok2 || logits.Rank() != 2 || labels.Len() != logits.Shape[0] {
+	if !ok || !ok2 {
 		return 0, fmt.Errorf("logits %s and labels %s do not match", logits, labels)
 	}
-	classes := logits.Shape[1]
-	correct := 0
-	for i, label := range y {
-		row := l[i*classes : (i+1)*classes]
-		best := 0
-		for c, v := range row {
-			if v > row[best] {
-				best = c
-			}
-		}
-		if int64(best) == label {
-			correct++
-		}
-	}
-	return float64(correct) / float64(len(y)), nil
+	return suite.ArgmaxAccuracy(l, logits.Shape, y)
 }

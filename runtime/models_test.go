@@ -1,9 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
-	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -23,22 +20,9 @@ const modelsATol = 1e-4
 // gives identical outputs.
 func TestSharedModels(t *testing.T) {
 	dir := suite.SharedModels(t)
-	b, err := os.ReadFile(filepath.Join(dir, "torch_anchors.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var anchors map[string]struct {
-		FP32Acc float64 `json:"fp32_acc"`
-	}
-	if err := json.Unmarshal(b, &anchors); err != nil {
-		t.Fatal(err)
-	}
 	for _, m := range []struct{ folder, anchor string }{{"digits_mlp", "mlp"}, {"digits_cnn", "cnn"}} {
 		t.Run(m.folder, func(t *testing.T) {
-			anchor, ok := anchors[m.anchor]
-			if !ok {
-				t.Fatalf("torch_anchors.json has no %q entry", m.anchor)
-			}
+			fp32Acc := suite.TorchAnchor(t, dir, m.anchor, "fp32_acc")
 			modelDir := filepath.Join(dir, m.folder)
 			model, err := graph.Load(filepath.Join(modelDir, "model.onnx"))
 			if err != nil {
@@ -78,12 +62,12 @@ func TestSharedModels(t *testing.T) {
 			}
 			t.Logf("max abs err vs torch logits: %g", maxAbs)
 
-			acc, err := argmaxAccuracy(got, labels)
+			acc, err := suite.ArgmaxAccuracy(got.Data.([]float32), got.Shape, labels.Data.([]int64))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if acc != anchor.FP32Acc {
-				t.Errorf("accuracy %v, want torch's %v", acc, anchor.FP32Acc)
+			if acc != fp32Acc {
+				t.Errorf("accuracy %v, want torch's %v", acc, fp32Acc)
 			}
 
 			second, err := plan.Run(feeds)
@@ -95,29 +79,4 @@ func TestSharedModels(t *testing.T) {
 			}
 		})
 	}
-}
-
-// argmaxAccuracy returns the share of rows of logits [N, C] whose largest
-// entry (the first, on ties) is at the int64 label.
-func argmaxAccuracy(logits, labels *Tensor) (float64, error) {
-	l, ok := logits.Data.([]float32)
-	y, ok2 := labels.Data.([]int64)
-	if !ok || !ok2 || logits.Rank() != 2 || labels.Len() != logits.Shape[0] {
-		return 0, fmt.Errorf("logits %s and labels %s do not match", logits, labels)
-	}
-	classes := logits.Shape[1]
-	correct := 0
-	for i, label := range y {
-		row := l[i*classes : (i+1)*classes]
-		best := 0
-		for c, v := range row {
-			if v > row[best] {
-				best = c
-			}
-		}
-		if int64(best) == label {
-			correct++
-		}
-	}
-	return float64(correct) / float64(len(y)), nil
 }

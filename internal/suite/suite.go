@@ -3,6 +3,8 @@
 package suite
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,7 +28,7 @@ func Dir(t testing.TB) string {
 		dir = DefaultDir
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node")); err != nil {
-		missing(t, "ONNX conformance data not found at "+dir+": apt-get install libonnx-testdata, or set ONNX_TESTDATA=DIR")
+		Missing(t, "ONNX conformance data not found at "+dir+": apt-get install libonnx-testdata, or set ONNX_TESTDATA=DIR")
 	}
 	return dir
 }
@@ -48,7 +50,7 @@ func Cases(t testing.TB, folders ...string) []string {
 	}
 	sort.Strings(cases)
 	if len(cases) == 0 {
-		missing(t, "no cases under "+root)
+		Missing(t, "no cases under "+root)
 	}
 	return cases
 }
@@ -61,7 +63,7 @@ func SharedModels(t testing.TB) string {
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "models")
 	if _, err := os.Stat(filepath.Join(dir, "torch_anchors.json")); err != nil {
-		missing(t, "shared models not found at "+dir)
+		Missing(t, "shared models not found at "+dir)
 	}
 	return dir
 }
@@ -72,10 +74,60 @@ func RepoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-func missing(t testing.TB, msg string) {
+// Missing skips the test, saying what it needs that is missing, or fails
+// it under CI=true, where the data must have been installed.
+func Missing(t testing.TB, msg string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
+}
+
+// TorchAnchor returns what PyTorch measured on one of the shared models:
+// entry key ("fp32_acc") of model ("mlp", "cnn") in
+// dir/torch_anchors.json. A missing file or entry fails the test.
+func TorchAnchor(t testing.TB, dir, model, key string) float64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "torch_anchors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var anchors map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(b, &anchors); err != nil {
+		t.Fatalf("torch_anchors.json: %v", err)
+	}
+	raw, ok := anchors[model][key]
+	if !ok {
+		t.Fatalf("torch_anchors.json has no %q entry for %q", key, model)
+	}
+	var v float64
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("torch_anchors.json: %q of %q: %v", key, model, err)
+	}
+	return v
+}
+
+// ArgmaxAccuracy returns the share of the rows of logits, of the given
+// shape [N, C], whose largest entry (the first, on ties) is at the row's
+// label.
+func ArgmaxAccuracy(logits []float32, shape []int, labels []int64) (float64, error) {
+	if len(shape) != 2 || shape[0] != len(labels) || shape[0] == 0 || len(logits) != shape[0]*shape[1] {
+		return 0, fmt.Errorf("%d logits of shape %v for %d labels", len(logits), shape, len(labels))
+	}
+	classes := shape[1]
+	correct := 0
+	for i, label := range labels {
+		row := logits[i*classes : (i+1)*classes]
+		best := 0
+		for c, v := range row {
+			if v > row[best] {
+				best = c
+			}
+		}
+		if int64(best) == label {
+			correct++
+		}
+	}
+	return float64(correct) / float64(len(labels)), nil
 }

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
-	"testing"
 
 	"google.golang.org/protobuf/proto"
 
@@ -18,43 +16,6 @@ const (
 	suiteRTol = 1e-3
 	suiteATol = 1e-7
 )
-
-// needData skips the test when data it needs is missing, except under CI,
-// where missing data is a broken setup and fails the test.
-func needData(t testing.TB, what string, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s: %v", what, err)
-	}
-	t.Skipf("%s missing, skipping: %v", what, err)
-}
-
-// sharedModels returns the folder of the project's real models, the
-// shared/ folder beside the repository.
-func sharedModels(t testing.TB) string {
-	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "models"))
-	if err == nil {
-		_, err = os.Stat(dir)
-	}
-	needData(t, "shared models (../shared/models beside the repository)", err)
-	return dir
-}
-
-// onnxTestdata returns the ONNX conformance suite's data folder.
-func onnxTestdata(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("ONNX_TESTDATA")
-	if dir == "" {
-		dir = "/usr/share/libonnx-testdata/data"
-	}
-	_, err := os.Stat(dir)
-	needData(t, "ONNX conformance suite (set ONNX_TESTDATA or install libonnx-testdata)", err)
-	return dir
-}
 
 func readTensorProto(path string) (*onnx.TensorProto, error) {
 	b, err := os.ReadFile(path)

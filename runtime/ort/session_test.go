@@ -3,7 +3,6 @@
 package ort
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -15,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"onnxopt/internal/suite"
 	"onnxopt/onnx"
 )
 
@@ -22,8 +22,9 @@ import (
 // installed, except under CI, where it fails.
 func needLibrary(t testing.TB) {
 	t.Helper()
-	_, err := LibraryPath()
-	needData(t, "ONNX Runtime library", err)
+	if _, err := LibraryPath(); err != nil {
+		suite.Missing(t, "ONNX Runtime library: "+err.Error())
+	}
 }
 
 // runSuiteCase runs one ONNX conformance case (a folder with model.onnx and
@@ -173,7 +174,7 @@ func suiteKnownFailures() map[string]knownFailure {
 // except the known failures, which must fail for their stated reason.
 func TestONNXSuite(t *testing.T) {
 	needLibrary(t)
-	root := onnxTestdata(t)
+	root := suite.Dir(t)
 	known := suiteKnownFailures()
 	seen := make(map[string]bool)
 	for _, group := range []string{"simple", "pytorch-converted", "pytorch-operator"} {
@@ -232,8 +233,7 @@ var digitsCases = []digitsCase{{"digits_mlp", "mlp"}, {"digits_cnn", "cnn"}}
 func TestDigitsModels(t *testing.T) {
 	const atol = 1e-4
 	needLibrary(t)
-	models := sharedModels(t)
-	anchors := readTorchAnchors(t, models)
+	models := suite.SharedModels(t)
 	for _, c := range digitsCases {
 		t.Run(c.dir, func(t *testing.T) {
 			dir := filepath.Join(models, c.dir)
@@ -260,33 +260,13 @@ func TestDigitsModels(t *testing.T) {
 				}
 			}
 			accuracy := float64(correct) / float64(len(labels.Data.([]int64)))
-			anchor, ok := anchors[c.anchorKey]
-			if !ok {
-				t.Fatalf("torch_anchors.json has no %q entry", c.anchorKey)
-			}
-			if accuracy != anchor.FP32Accuracy {
-				t.Errorf("accuracy %v (%d correct), PyTorch fp32 accuracy %v", accuracy, correct, anchor.FP32Accuracy)
+			fp32Acc := suite.TorchAnchor(t, models, c.anchorKey, "fp32_acc")
+			if accuracy != fp32Acc {
+				t.Errorf("accuracy %v (%d correct), PyTorch fp32 accuracy %v", accuracy, correct, fp32Acc)
 			}
 			t.Logf("accuracy %d/%d = %v", correct, len(labels.Data.([]int64)), accuracy)
 		})
 	}
-}
-
-type torchAnchor struct {
-	FP32Accuracy float64 `json:"fp32_acc"`
-}
-
-func readTorchAnchors(t testing.TB, models string) map[string]torchAnchor {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(models, "torch_anchors.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	anchors := make(map[string]torchAnchor)
-	if err := json.Unmarshal(b, &anchors); err != nil {
-		t.Fatalf("torch_anchors.json: %v", err)
-	}
-	return anchors
 }
 
 // readDigitsData reads a digits model's test input, PyTorch's logits for
@@ -323,7 +303,7 @@ func argmax(values []float32) int {
 // concurrently, give bit-identical outputs and leave the input untouched.
 func TestRepeatedRuns(t *testing.T) {
 	needLibrary(t)
-	dir := filepath.Join(sharedModels(t), "digits_cnn")
+	dir := filepath.Join(suite.SharedModels(t), "digits_cnn")
 	s, err := Open(filepath.Join(dir, "model.onnx"), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -487,7 +467,7 @@ func TestOpenErrors(t *testing.T) {
 // batch with one thread.
 func BenchmarkORTDigitsCNN(b *testing.B) {
 	needLibrary(b)
-	dir := filepath.Join(sharedModels(b), "digits_cnn")
+	dir := filepath.Join(suite.SharedModels(b), "digits_cnn")
 	s, err := Open(filepath.Join(dir, "model.onnx"), Options{Threads: 1})
 	if err != nil {
 		b.Fatal(err)
@@ -501,7 +481,7 @@ func BenchmarkORTDigitsCNN(b *testing.B) {
 // one thread.
 func BenchmarkORTResNet18(b *testing.B) {
 	needLibrary(b)
-	path := filepath.Join(sharedModels(b), "perf", "resnet18.onnx")
+	path := filepath.Join(suite.SharedModels(b), "perf", "resnet18.onnx")
 	s, err := Open(path, Options{Threads: 1})
 	if err != nil {
 		b.Fatal(err)
