@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -63,9 +62,7 @@ func runConformance(c *cli, args []string) error {
 	}
 	r := conformanceSummary(results)
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return c.printJSON(r)
 	}
 	printConformance(c, r, *verbose)
 	return nil

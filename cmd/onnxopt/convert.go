@@ -6,7 +6,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"onnxopt/graph"
 	"onnxopt/onnx"
 )
 
@@ -25,12 +24,9 @@ func runConvert(c *cli, args []string) error {
 	if *threshold < 0 {
 		return usagef("--external-data-threshold must not be negative")
 	}
-	m, err := graph.Load(fs.Arg(0))
+	m, err := loadModel(fs.Arg(0))
 	if err != nil {
 		return err
-	}
-	if err := m.Verify(); err != nil {
-		return fmt.Errorf("%s: %w", fs.Arg(0), err)
 	}
 	opt := onnx.WriteOptions{ExternalData: *external, Threshold: *threshold, Location: *location}
 	mp := m.ToProto()

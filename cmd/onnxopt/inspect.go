@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -99,9 +98,7 @@ func runInspect(c *cli, args []string) error {
 	}
 	r := inspect(path, m, ext)
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return c.printJSON(r)
 	}
 	printInspect(c, r)
 	return nil

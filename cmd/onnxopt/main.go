@@ -10,6 +10,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"onnxopt/graph"
 )
 
 // A command is one subcommand: its name, a one-line summary, its usage
@@ -140,4 +143,24 @@ func parse(fs *pflag.FlagSet, args []string, minArgs, maxArgs int) error {
 		}
 	}
 	return nil
+}
+
+// loadModel reads the model at path and checks that it is well formed.
+func loadModel(path string) (*graph.Model, error) {
+	m, err := graph.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Verify(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, nil
+}
+
+// printJSON writes v to standard output as indented JSON, the form of
+// every --json report.
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

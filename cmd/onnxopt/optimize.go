@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -59,12 +58,9 @@ func runOptimize(c *cli, args []string) error {
 		return usagef("-o OUT is required")
 	}
 	path := fs.Arg(0)
-	m, err := graph.Load(path)
+	m, err := loadModel(path)
 	if err != nil {
 		return err
-	}
-	if err := m.Verify(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	var original *graph.Model // the model as read, for --report
 	if *reportFile != "" {
@@ -98,9 +94,7 @@ func runOptimize(c *cli, args []string) error {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return c.printJSON(r)
 	}
 	printPassTable(c, r.Before, r.After, reports)
 	fmt.Fprintf(c.stdout, "wrote %s\n", *out)

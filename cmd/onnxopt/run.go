@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"onnxopt/graph"
 	"onnxopt/runtime"
 )
 
@@ -44,12 +42,9 @@ func runRun(c *cli, args []string) error {
 		return usagef("--npy needs --output-dir")
 	}
 	path := fs.Arg(0)
-	m, err := graph.Load(path)
+	m, err := loadModel(path)
 	if err != nil {
 		return err
-	}
-	if err := m.Verify(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	plan, err := runtime.Compile(m.Graph)
 	if err != nil {
@@ -89,9 +84,7 @@ func runRun(c *cli, args []string) error {
 		r.Outputs = append(r.Outputs, o)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+		return c.printJSON(r)
 	}
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	for _, o := range r.Outputs {
