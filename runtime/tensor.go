@@ -1,7 +1,9 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"gorgonia.org/tensor"
@@ -144,6 +146,27 @@ func (t *Tensor) String() string {
 
 func dtypeName(dt onnx.TensorProto_DataType) string {
 	return strings.ToLower(dt.String())
+}
+
+// Rows returns rows [lo, hi) along axis 0 of t, the samples of a batch,
+// sharing t's data.
+func (t *Tensor) Rows(lo, hi int) (*Tensor, error) {
+	if t.Kind != KindTensor || t.Rank() == 0 {
+		return nil, fmt.Errorf("the %s has no axis 0 to split", t)
+	}
+	if lo < 0 || hi > t.Shape[0] || lo > hi {
+		return nil, fmt.Errorf("rows %d to %d of the %s", lo, hi, t)
+	}
+	if lo == 0 && hi == t.Shape[0] {
+		return t, nil
+	}
+	stride := mustElements(t.Shape[1:])
+	data := reflect.ValueOf(t.Data)
+	if data.Kind() != reflect.Slice || data.Len() != stride*t.Shape[0] {
+		return nil, errors.New("tensor data does not fill its shape")
+	}
+	shape := append([]int{hi - lo}, t.Shape[1:]...)
+	return &Tensor{DType: t.DType, Shape: shape, Data: data.Slice3(lo*stride, hi*stride, hi*stride).Interface()}, nil
 }
 
 // Clone returns a deep copy.

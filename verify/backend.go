@@ -172,7 +172,7 @@ func expectedTarget(m *Model) *target {
 				}
 				if c.c.Samples > 0 {
 					var err error
-					if t, err = rows(t, c.lo, c.hi); err != nil {
+					if t, err = t.Rows(c.lo, c.hi); err != nil {
 						return nil, fmt.Errorf("%s: expected output %q: %w", c.c.Name, name, err)
 					}
 				}

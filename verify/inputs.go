@@ -3,11 +3,9 @@ package verify
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"strings"
 
@@ -151,29 +149,6 @@ func resolve(names map[string]string, name string) string {
 		name = next
 	}
 	return name
-}
-
-// rows returns rows [lo, hi) along axis 0 of t, sharing its data.
-func rows(t *runtime.Tensor, lo, hi int) (*runtime.Tensor, error) {
-	if t.Kind != runtime.KindTensor || t.Rank() == 0 {
-		return nil, fmt.Errorf("the %s has no axis 0 to split", t)
-	}
-	if lo < 0 || hi > t.Shape[0] || lo > hi {
-		return nil, fmt.Errorf("rows %d to %d of the %s", lo, hi, t)
-	}
-	if lo == 0 && hi == t.Shape[0] {
-		return t, nil
-	}
-	stride := 1
-	for _, d := range t.Shape[1:] {
-		stride *= d
-	}
-	data := reflect.ValueOf(t.Data)
-	if data.Kind() != reflect.Slice || data.Len() != stride*t.Shape[0] {
-		return nil, errors.New("tensor data does not fill its shape")
-	}
-	shape := append([]int{hi - lo}, t.Shape[1:]...)
-	return &runtime.Tensor{DType: t.DType, Shape: shape, Data: data.Slice3(lo*stride, hi*stride, hi*stride).Interface()}, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -375,7 +375,7 @@ func (v *verification) run(refName, candName string, backend Backend, cases []Ca
 				ch.inputs = make(map[string]*runtime.Tensor, len(p.c.Inputs))
 				for name, t := range p.c.Inputs {
 					var err error
-					if ch.inputs[name], err = rows(t, ch.lo, ch.hi); err != nil {
+					if ch.inputs[name], err = t.Rows(ch.lo, ch.hi); err != nil {
 						return nil, fmt.Errorf("%s: input %q: %w", p.c.Name, name, err)
 					}
 				}
