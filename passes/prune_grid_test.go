@@ -435,6 +435,18 @@ a runtime with sparse kernels, or when the file is compressed.
   magnitude's on the CNN, and worse on the MLP at 90%.
 - Reconstruction is what holds accuracy at 90%: each layer makes up for the error of the
   layers before it and for its own missing weights. It also rescues N:M patterns.
+
+## Cost of reconstruction
+
+Reconstruction accumulates DᵀD over the calibration rows of each layer (rows × F² for F
+inputs per output channel) and solves one system per output channel over the k weights it
+keeps (k³/3). On the digits models a whole run takes well under a second. On ResNet-18
+(F up to 4,608), at 90% sparsity with 8 calibration samples, ` + "`onnxopt prune`" + ` took 2 minutes
+on one core; at 50%, where a channel keeps up to 2,304 weights, one such system takes about
+a second in gonum, so the 1,536 channels of its three widest convolutions alone take about
+half an hour.
+SparseGPT's column-by-column updates would cost F³ per layer instead; they are not
+implemented.
 `)
 	return b.String()
 }
