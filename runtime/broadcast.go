@@ -1,6 +1,9 @@
 package runtime
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Broadcasting follows the numpy rules ONNX adopts (docs/Broadcasting.md):
 // shapes are aligned on their last dimension, and in each dimension the
@@ -51,17 +54,7 @@ func unidirectional(from, to []int) error {
 }
 
 // sameShape reports whether two shapes are equal.
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func sameShape(a, b []int) bool { return slices.Equal(a, b) }
 
 // A broadcastIter walks an output shape one innermost row at a time and
 // gives, for each operand broadcast to it, where the row starts and

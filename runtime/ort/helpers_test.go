@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -48,7 +49,7 @@ func compareTensors(got, want *Tensor, rtol, atol float64) error {
 	if got.DType != want.DType {
 		return fmt.Errorf("data type %s, want %s", dataTypeName(got.DType), dataTypeName(want.DType))
 	}
-	if !equalShapes(got.Shape, want.Shape) {
+	if !slices.Equal(got.Shape, want.Shape) {
 		return fmt.Errorf("shape %v, want %v", got.Shape, want.Shape)
 	}
 	switch w := want.Data.(type) {
@@ -76,18 +77,6 @@ func compareTensors(got, want *Tensor, rtol, atol float64) error {
 		return compareExact(got.Data.([]bool), w)
 	}
 	return fmt.Errorf("cannot compare %T", want.Data)
-}
-
-func equalShapes(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func compareFloats[T float32 | float64](got, want []T, rtol, atol float64) error {
