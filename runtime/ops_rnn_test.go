@@ -434,14 +434,7 @@ func TestRecurrentErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.call.outputs = 2
 			_, err := tc.call.run(tc.in...)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			for _, w := range tc.words {
-				if !strings.Contains(err.Error(), w) {
-					t.Fatalf("error %q does not mention %q", err, w)
-				}
-			}
+			wantError(t, err, tc.words...)
 		})
 	}
 }
