@@ -194,8 +194,11 @@ func (d digitsData) prune(t *testing.T, v pruneVariant, sparsity int, withORT bo
 // CI=true, where it must.
 func ortMissing(t *testing.T) error {
 	err := verify.ORTAvailable()
-	if err != nil && os.Getenv("CI") == "true" {
+	switch {
+	case err != nil && os.Getenv("CI") == "true":
 		t.Fatal(err)
+	case err != nil:
+		t.Logf("checking onnxopt's runtime only: %v", err)
 	}
 	return err
 }
