@@ -193,14 +193,20 @@ func maxPool[T int8 | uint8 | float32 | float64](g *geometry, planes int, x, y [
 }
 
 // maxPoolVector is maxPool for float32 without Indices with vector
-// instructions (maxFloat32), through maxPoolShifted without padding and
-// maxPoolRows with. It reports false, having done nothing, where those do
+// instructions: maxPool2x2 for the common 2×2 pooling of stride 2,
+// maxPoolShifted for other windows inside X, maxPoolRows for the rest. It reports false, having done nothing, where those do
 // not run.
 func maxPoolVector(g *geometry, planes int, x, y []float32, buf *[]float32) bool {
 	if !sgemmKernelFast() {
 		return false
 	}
 	if planes == 0 || g.outVolume() == 0 {
+		return true
+	}
+	pairs := [maxSpatial]int{1, 2, 2}
+	if g.kernel == pairs && g.stride == pairs && g.dilation == [maxSpatial]int{1, 1, 1} && g.in[0] == 1 &&
+		g.padBegin == [maxSpatial]int{} && g.in[1] == 2*g.out[1] && g.in[2] == 2*g.out[2] &&
+		maxPool2x2(planes, g.in[1], g.in[2], x, y, buf) {
 		return true
 	}
 	if windowsInside(g) {
@@ -306,16 +312,24 @@ func maxPoolRows(g *geometry, planes int, x, y []float32, rowBuf *[]float32) {
 					}
 				}
 				for ow := range yrow {
-					best := lowestFloat32
+					// A window without taps in X gives lowest, as in
+					// maxWindow; one with gives its maximum, -Inf
+					// included.
+					best, found := lowestFloat32, false
 					first := ow*sW - g.padBegin[2]
 					if rowMax != nil && ow >= lo && ow < hi {
 						taps := rowMax[first:][:(kW-1)*dW+1]
-						for kw := 0; kw < len(taps); kw += dW {
+						best = taps[0]
+						for kw := dW; kw < len(taps); kw += dW {
 							best = max(best, taps[kw])
 						}
 					} else if rowMax != nil {
 						for kw := range kW {
 							if iw := first + kw*dW; iw >= 0 && iw < inW {
+								if !found {
+									best, found = rowMax[iw], true
+									continue
+								}
 								best = max(best, rowMax[iw])
 							}
 						}

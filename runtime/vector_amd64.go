@@ -56,3 +56,34 @@ func transpose8(dst []float32, dstStride int, src []float32, srcStride int, add 
 	src = src[:7*srcStride+8]
 	transpose8x8(&dst[0], dstStride, &src[0], srcStride, add)
 }
+
+//go:noescape
+func maxRowPairs(o, x *float32, width, pairs int)
+
+//go:noescape
+func maxAdjacent(o, x *float32, n int)
+
+// maxPool2x2 computes a 2×2 MaxPool of stride 2 without padding over
+// planes of even height and a width that is a multiple of 8, NaN when any
+// element of a window is: the maximum of each pair of rows into tmp (half
+// of x), then of each pair of its elements into y, pairs that never
+// straddle rows. It reports whether it did: not for other shapes, nor
+// where the vector loops do not run.
+func maxPool2x2(planes, height, width int, x, y []float32, tmp *[]float32) bool {
+	if !sgemmKernelFast() || width%8 != 0 || height%2 != 0 || planes*height*width == 0 {
+		return false
+	}
+	pairs := planes * height / 2
+	x = x[:2*pairs*width]
+	rows := scratchSlice(tmp, pairs*width)
+	y = y[:pairs*width/2]
+	maxRowPairs(&rows[0], &x[0], width, pairs)
+	n := len(y) &^ 7
+	if n > 0 {
+		maxAdjacent(&y[0], &rows[0], n)
+	}
+	for i := n; i < len(y); i++ {
+		y[i] = max(rows[2*i], rows[2*i+1])
+	}
+	return true
+}

@@ -125,3 +125,63 @@ TEXT ·transpose8x8(SB), NOSPLIT, $0-36
 	VMOVUPS Y11, (DX)(R11*1)
 	VZEROUPPER
 	RET
+
+// func maxRowPairs(o, x *float32, width, pairs int)
+//
+// o[r*width+j] = max(x[2r*width+j], x[(2r+1)*width+j]) for r < pairs and
+// j < width, width a positive multiple of 8, NaN when either is.
+TEXT ·maxRowPairs(SB), NOSPLIT, $0-32
+	MOVQ o+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ width+16(FP), R8
+	MOVQ pairs+24(FP), R9
+	SHLQ $2, R8
+
+pairLoop:
+	MOVQ R8, CX
+	LEAQ (SI)(R8*1), DX
+
+rowLoop:
+	VMOVUPS (SI), Y1
+	VMAXPS (DX), Y1, Y2
+	VCMPPS $3, Y1, Y1, Y3
+	VBLENDVPS Y3, Y1, Y2, Y4
+	VMOVUPS Y4, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	SUBQ $32, CX
+	JNZ rowLoop
+
+	MOVQ DX, SI
+	DECQ R9
+	JNZ pairLoop
+	VZEROUPPER
+	RET
+
+// func maxAdjacent(o, x *float32, n int)
+//
+// o[i] = max(x[2i], x[2i+1]) for i < n, n a positive multiple of 8, NaN
+// when either is: the even and odd elements of 16 are split by shuffles,
+// compared, and put back in order by a permutation of 64-bit pairs.
+TEXT ·maxAdjacent(SB), NOSPLIT, $0-24
+	MOVQ o+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+
+adjLoop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VSHUFPS $0x88, Y1, Y0, Y2
+	VSHUFPS $0xDD, Y1, Y0, Y3
+	VMAXPS Y3, Y2, Y4
+	VCMPPS $3, Y2, Y2, Y5
+	VBLENDVPS Y5, Y2, Y4, Y4
+	VPERMPD $0xD8, Y4, Y4
+	VMOVUPS Y4, (DI)
+	ADDQ $64, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ adjLoop
+	VZEROUPPER
+	RET

@@ -19,3 +19,6 @@ func transpose8(dst []float32, dstStride int, src []float32, srcStride int, add 
 		}
 	}
 }
+
+// maxPool2x2 reports that no vector loop runs here.
+func maxPool2x2(planes, height, width int, x, y []float32, tmp *[]float32) bool { return false }

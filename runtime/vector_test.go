@@ -74,6 +74,10 @@ func TestMaxPoolVector(t *testing.T) {
 		shifted                              bool // maxPoolShifted, else maxPoolRows
 	}{
 		{in: []int{8, 8}, kernel: []int{2, 2}, strides: []int{2, 2}, shifted: true},
+		{in: []int{6, 24}, kernel: []int{2, 2}, strides: []int{2, 2}, shifted: true},
+		{in: []int{4, 10}, kernel: []int{2, 2}, strides: []int{2, 2}, shifted: true},
+		{in: []int{5, 8}, kernel: []int{2, 2}, strides: []int{2, 2}, shifted: true},
+		{in: []int{2, 3, 8}, kernel: []int{1, 2, 2}, strides: []int{1, 2, 2}, shifted: true},
 		{in: []int{9, 13}, kernel: []int{3, 2}, strides: []int{2, 3}, dilations: []int{2, 1}, shifted: true},
 		{in: []int{4, 5, 6}, kernel: []int{2, 3, 2}, strides: []int{1, 2, 2}, shifted: true},
 		{in: []int{20}, kernel: []int{4}, strides: []int{3}, dilations: []int{2}, shifted: true},
