@@ -386,11 +386,7 @@ func (r *Report) verification(p *page) {
 	}
 	var cases []string
 	for _, c := range v.Cases {
-		if c.Samples > 0 {
-			cases = append(cases, fmt.Sprintf("%s (%d samples)", c.Name, c.Samples))
-		} else {
-			cases = append(cases, c.Name)
-		}
+		cases = append(cases, c.String())
 	}
 	tol := "atol " + numfmt.Metric(v.Tolerance.ATol) + ", rtol " + numfmt.Metric(v.Tolerance.RTol)
 	if v.Tolerance.MinCosine > 0 {

@@ -87,6 +87,15 @@ type CaseInfo struct {
 	Samples int    `json:"samples,omitempty"`
 }
 
+// String is the case's name, with its number of samples when it is a
+// batch of them.
+func (c CaseInfo) String() string {
+	if c.Samples > 0 {
+		return fmt.Sprintf("%s (%d samples)", c.Name, c.Samples)
+	}
+	return c.Name
+}
+
 // A Comparison is the result of comparing two runs on every case.
 type Comparison struct {
 	// Reference and Candidate label the runs: "reference (ours)",

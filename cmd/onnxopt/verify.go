@@ -213,11 +213,7 @@ func printVerify(c *cli, r *verify.Report) {
 	fmt.Fprintf(c.stdout, "reference  %s\ncandidate  %s\n", r.Reference, r.Candidate)
 	var cases []string
 	for _, cs := range r.Cases {
-		if cs.Samples > 0 {
-			cases = append(cases, fmt.Sprintf("%s (%d samples)", cs.Name, cs.Samples))
-		} else {
-			cases = append(cases, cs.Name)
-		}
+		cases = append(cases, cs.String())
 	}
 	fmt.Fprintf(c.stdout, "inputs     %s\n", strings.Join(cases, ", "))
 	tol := fmt.Sprintf("atol %g, rtol %g", r.Tolerance.ATol, r.Tolerance.RTol)
