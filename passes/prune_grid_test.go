@@ -1,7 +1,6 @@
 package passes
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"math"
@@ -75,53 +74,53 @@ type pruneCell struct {
 
 // digitsData is a digits model with its calibration and test samples.
 type digitsData struct {
-	model         *graph.Model
-	calib, test   *runtime.Tensor
-	labels        *runtime.Tensor
-	anchors       map[string]float64
-	input, output string
+	dir, anchorName string // the models' folder, and the model's name in torch_anchors.json
+	model           *graph.Model
+	calib, test     *runtime.Tensor
+	labels          []int64
+	input, output   string
 }
 
 func loadDigitsData(t *testing.T, name string) digitsData {
 	t.Helper()
-	dir := filepath.Join(suite.RepoRoot(), "testdata", "models")
-	var d digitsData
+	d := digitsData{dir: filepath.Join(suite.RepoRoot(), "testdata", "models"), anchorName: strings.TrimPrefix(name, "digits_")}
 	var err error
-	if d.model, err = graph.Load(filepath.Join(dir, name, "model.onnx")); err != nil {
+	if d.model, err = graph.Load(filepath.Join(d.dir, name, "model.onnx")); err != nil {
 		t.Fatal(err)
 	}
-	for file, dst := range map[string]**runtime.Tensor{"calibration.pb": &d.calib, "test_data_set_0/input_0.pb": &d.test, "labels.pb": &d.labels} {
-		if *dst, err = runtime.ReadTensorFile(filepath.Join(dir, name, file)); err != nil {
+	var labels *runtime.Tensor
+	for file, dst := range map[string]**runtime.Tensor{"calibration.pb": &d.calib, "test_data_set_0/input_0.pb": &d.test, "labels.pb": &labels} {
+		if *dst, err = runtime.ReadTensorFile(filepath.Join(d.dir, name, file)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, "torch_anchors.json"))
+	d.labels = labels.Data.([]int64)
+	d.input, d.output = d.model.Graph.Inputs[0].Name, d.model.Graph.Outputs[0].Name
+	return d
+}
+
+// anchor is what torch measured on the model, by its key in
+// torch_anchors.json.
+func (d digitsData) anchor(t *testing.T, key string) float64 {
+	t.Helper()
+	return suite.TorchAnchor(t, d.dir, d.anchorName, key)
+}
+
+// score is the accuracy of logits [N, C] on the test labels.
+func (d digitsData) score(t *testing.T, logits []float32, shape []int) float64 {
+	t.Helper()
+	acc, err := suite.ArgmaxAccuracy(logits, shape, d.labels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var anchors map[string]map[string]any
-	if err := json.Unmarshal(raw, &anchors); err != nil {
-		t.Fatal(err)
-	}
-	d.anchors = map[string]float64{}
-	for k, v := range anchors[strings.TrimPrefix(name, "digits_")] {
-		if f, ok := v.(float64); ok {
-			d.anchors[k] = f
-		}
-	}
-	d.input, d.output = d.model.Graph.Inputs[0].Name, d.model.Graph.Outputs[0].Name
-	return d
+	return acc
 }
 
 // accuracy runs m on the test samples in onnxopt's runtime.
 func (d digitsData) accuracy(t *testing.T, m *graph.Model) float64 {
 	t.Helper()
 	out := run(t, m, map[string]*runtime.Tensor{d.input: d.test})[d.output]
-	acc, err := argmaxAccuracy(out, d.labels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return acc
+	return d.score(t, out.Data.([]float32), out.Shape)
 }
 
 // ortAccuracy runs m on the test samples in ONNX Runtime.
@@ -136,24 +135,20 @@ func (d digitsData) ortAccuracy(t *testing.T, m *graph.Model) float64 {
 		t.Fatalf("ONNX Runtime does not load the pruned model: %v", err)
 	}
 	defer s.Close()
-	shape := make([]int64, len(d.test.Shape))
+	in := make([]int64, len(d.test.Shape))
 	for i, n := range d.test.Shape {
-		shape[i] = int64(n)
+		in[i] = int64(n)
 	}
-	out, err := s.Run(map[string]*ort.Tensor{d.input: {DType: int32(onnx.TensorProto_FLOAT), Shape: shape, Data: d.test.Data}})
+	out, err := s.Run(map[string]*ort.Tensor{d.input: {DType: int32(onnx.TensorProto_FLOAT), Shape: in, Data: d.test.Data}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := out[d.output]
-	logits, err := runtime.FromSlice(o.Data, d.test.Shape[0], int(o.Shape[1]))
-	if err != nil {
-		t.Fatal(err)
+	shape := make([]int, len(o.Shape))
+	for i, n := range o.Shape {
+		shape[i] = int(n)
 	}
-	acc, err := argmaxAccuracy(logits, d.labels)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return acc
+	return d.score(t, o.Data.([]float32), shape)
 }
 
 // prune runs one cell of the grid.
@@ -267,7 +262,7 @@ func TestPruneDigits(t *testing.T) {
 		}
 	}
 	for i, s := range pruneSparsities {
-		want := data["digits_mlp"].anchors[fmt.Sprintf("torch_prune_global_l1_%d_acc", s)]
+		want := data["digits_mlp"].anchor(t, fmt.Sprintf("torch_prune_global_l1_%d_acc", s))
 		if got := grids["digits_mlp"][plain][i].ours; math.Abs(got-want) > oneSample {
 			t.Errorf("MLP, global magnitude at %d%%: accuracy %.4f, torch's global L1 %.4f", s, got, want)
 		}
@@ -394,7 +389,7 @@ a runtime with sparse kernels, or when the file is compressed.
 	for _, name := range models {
 		d := data[name]
 		fmt.Fprintf(&b, "\n## %s\n\n", name)
-		fmt.Fprintf(&b, "%s; unpruned accuracy %.1f%% (torch %.1f%%).\n\n", names[name], 100*d.accuracy(t, d.model), 100*d.anchors["fp32_acc"])
+		fmt.Fprintf(&b, "%s; unpruned accuracy %.1f%% (torch %.1f%%).\n\n", names[name], 100*d.accuracy(t, d.model), 100*d.anchor(t, "fp32_acc"))
 		b.WriteString("| method |")
 		for _, s := range pruneSparsities {
 			fmt.Fprintf(&b, " %d%% |", s)
@@ -417,7 +412,7 @@ a runtime with sparse kernels, or when the file is compressed.
 			if v.anchor != "" {
 				fmt.Fprintf(&b, "| %s |", v.anchorLabel)
 				for _, s := range pruneSparsities {
-					fmt.Fprintf(&b, " %.1f |", 100*d.anchors[fmt.Sprintf(v.anchor, s)])
+					fmt.Fprintf(&b, " %.1f |", 100*d.anchor(t, fmt.Sprintf(v.anchor, s)))
 				}
 				b.WriteString("\n")
 			}

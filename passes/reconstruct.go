@@ -137,7 +137,7 @@ func splitBatch(batch map[string]*runtime.Tensor, n int) ([]map[string]*runtime.
 		hi := min(lo+n, count)
 		part := map[string]*runtime.Tensor{}
 		for name, t := range batch {
-			rows, err := sampleRows(t, lo, hi)
+			rows, err := t.Rows(lo, hi)
 			if err != nil {
 				return nil, fmt.Errorf("input %q: %w", name, err)
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -93,12 +92,9 @@ func runPrune(c *cli, args []string) error {
 		return usagef("--min-top1 must be in [0, 1]")
 	}
 	path := fs.Arg(0)
-	m, err := graph.Load(path)
+	m, err := loadModel(path)
 	if err != nil {
 		return err
-	}
-	if err := m.Verify(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	r := pruneReport{Model: path, Output: *out, Method: method}
 	if r.Before, err = passes.PruneReport(m); err != nil {
@@ -181,9 +177,7 @@ func runPrune(c *cli, args []string) error {
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(r); err != nil {
+		if err := c.printJSON(r); err != nil {
 			return err
 		}
 	} else {
