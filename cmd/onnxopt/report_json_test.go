@@ -31,6 +31,7 @@ func jsonReports() map[string]jsonDoc {
 		"conformance": {report: reflect.TypeFor[conformanceReport]()},
 		"verify":      {report: verifyReport},
 		"quantize":    {report: reflect.TypeFor[quantizeReport](), shared: []reflect.Type{counts, verifyReport}},
+		"prune":       {report: reflect.TypeFor[pruneReport](), shared: []reflect.Type{verifyReport, reflect.TypeFor[calibrationJSON]()}},
 	}
 }
 
