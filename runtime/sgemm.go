@@ -102,9 +102,22 @@ type offsetB struct {
 
 func (b *offsetB) pack(dst []float32, pc, kc, jc, nc int) {
 	rowOff := b.rowOff[pc:][:kc]
+	// Panels within span of their first column go through the assembly
+	// copy, with the bounds checked once (b.span is set by readInPlace,
+	// or here).
+	span := b.span
+	if span <= 0 {
+		for _, off := range rowOff {
+			span = max(span, off+sgemmNR)
+		}
+	}
 	for q := 0; q < nc; q += sgemmNR {
 		panel := dst[q*kc:][:sgemmNR*kc]
 		base := b.colOff[(jc+q)/sgemmNR]
+		if base+span <= len(b.src) {
+			sgemmPackRows(&panel[0], &b.src[base], &rowOff[0], kc)
+			continue
+		}
 		for l, off := range rowOff {
 			out := (*[sgemmNR]float32)(panel[l*sgemmNR:])
 			at := base + off

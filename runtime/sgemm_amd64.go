@@ -15,6 +15,9 @@ func sgemmKernel6x16(k int, a, b, c *float32, ldc int, accumulate bool)
 //go:noescape
 func sgemmKernel6x16Rows(k int, a, b *float32, rowOff *int, c *float32, ldc int, accumulate bool)
 
+//go:noescape
+func sgemmPackRows(dst, src *float32, rowOff *int, k int)
+
 // sgemmKernelAssembly tells the tests that sgemmKernel6x16 is the
 // assembly one, which only runs where sgemmKernelFast holds.
 const sgemmKernelAssembly = true

@@ -218,3 +218,26 @@ gstore:
 	VMOVUPS Y15, 32(DX)
 	VZEROUPPER
 	RET
+
+// func sgemmPackRows(dst, src *float32, rowOff *int, k int)
+//
+// Row l of the panel at dst, 16 floats at dst[l*16:], is src[rowOff[l]:]
+// for l < k: the panel that sgemmKernel6x16Rows would read in place.
+TEXT ·sgemmPackRows(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rowOff+16(FP), R10
+	MOVQ k+24(FP), CX
+
+packLoop:
+	MOVQ (R10), R11
+	VMOVUPS (SI)(R11*4), Y0
+	VMOVUPS 32(SI)(R11*4), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ $8, R10
+	ADDQ $64, DI
+	DECQ CX
+	JNZ packLoop
+	VZEROUPPER
+	RET

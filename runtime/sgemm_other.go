@@ -24,6 +24,15 @@ func sgemmKernel6x16Rows(k int, a, b *float32, rowOff *int, c *float32, ldc int,
 	}, c, ldc, accumulate)
 }
 
+// sgemmPackRows sets row l of the panel at dst, dst[l*16:][:16], to
+// src[rowOff[l]:][:16] for l < k.
+func sgemmPackRows(dst, src *float32, rowOff *int, k int) {
+	d := unsafe.Slice(dst, k*sgemmNR)
+	for l, off := range unsafe.Slice(rowOff, k) {
+		copy(d[l*sgemmNR:][:sgemmNR], unsafe.Slice((*float32)(unsafe.Add(unsafe.Pointer(src), 4*off)), sgemmNR))
+	}
+}
+
 func sgemmTile(k int, a *float32, bRow func(l int) []float32, c *float32, ldc int, accumulate bool) {
 	ap := unsafe.Slice(a, k*sgemmMR)
 	cp := unsafe.Slice(c, (sgemmMR-1)*ldc+sgemmNR)
