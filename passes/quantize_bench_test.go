@@ -66,7 +66,8 @@ func BenchmarkCalibrationDigitsCNN(b *testing.B) {
 
 // BenchmarkQuantizeWeightGPT400MB loads the GPT-shaped model of 390 MB of
 // float32 weights, quantizes its weights to int8 (quantize-weight, per
-// tensor and per channel) and saves it, as "onnxopt quantize" does. Besides
+// tensor and per channel), or those of its MatMuls to int4 blocks
+// (quantize-int4), and saves it, as "onnxopt quantize" does. Besides
 // the wall time of the three it reports their CPU time, each part's wall
 // time, the model's size and the peak resident set of the process during
 // the iteration (VmHWM, reset before each, and getrusage's maxrss), also
@@ -79,9 +80,19 @@ func BenchmarkQuantizeWeightGPT400MB(b *testing.B) {
 		b.Fatal(err)
 	}
 	out := filepath.Join(dir, "int8.onnx")
-	for _, perChannel := range []bool{false, true} {
-		name := map[bool]string{false: "per-tensor", true: "per-channel"}[perChannel]
-		b.Run(name, func(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		pass func() Pass
+	}{
+		{"per-tensor", newQuantizeWeight},
+		{"per-channel", func() Pass {
+			p := newQuantizeWeight().(*weightQuantization)
+			p.PerChannel = true
+			return p
+		}},
+		{"int4-blocks-of-32", newQuantizeInt4},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
 			var load, quantize, save, cpu time.Duration
 			var hwm, maxRSS int64
 			measure := func(f func() error) time.Duration {
@@ -115,9 +126,7 @@ func BenchmarkQuantizeWeightGPT400MB(b *testing.B) {
 					return err
 				})
 				quantize += measure(func() error {
-					p := newQuantizeWeight().(*weightQuantization)
-					p.PerChannel = perChannel
-					_, err := p.Run(m, &Env{})
+					_, err := tc.pass().Run(m, &Env{})
 					return err
 				})
 				save += measure(func() error { return m.Save(out, onnx.WriteOptions{}) })
@@ -145,7 +154,7 @@ func BenchmarkQuantizeWeightGPT400MB(b *testing.B) {
 			b.ReportMetric(ms(quantize), "quantize-ms/op")
 			b.ReportMetric(ms(save), "save-ms/op")
 			b.ReportMetric(mb(size), "model-MB")
-			b.ReportMetric(mb(fi.Size()), "int8-MB")
+			b.ReportMetric(mb(fi.Size()), "quantized-MB")
 			b.ReportMetric(mb(hwm), "peak-RSS-MB")
 			b.ReportMetric(float64(hwm)/float64(size), "peak-RSS/model")
 			b.ReportMetric(mb(maxRSS), "maxrss-MB")

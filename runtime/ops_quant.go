@@ -55,7 +55,7 @@ func quantizeValue(q float32, zp, lo, hi float64) float64 {
 }
 
 // errNarrowType explains the quantized types the runtime cannot hold.
-var errNarrowType = errors.New("the runtime holds no 8-bit float, 4-bit or 2-bit tensors")
+var errNarrowType = errors.New("the runtime holds no 8-bit float or 2-bit tensors, and 4-bit ones only as DequantizeLinear reads them")
 
 // quantizedType reports whether dt is an integer type QuantizeLinear may
 // produce, and explains the types it cannot.

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
+	"onnxopt/graph"
 	"onnxopt/onnx"
 )
 
@@ -617,5 +620,74 @@ func TestMatMulIntegerBeyondFloat32(t *testing.T) {
 	}
 	if g := ints64(got[0]); !slices.Equal(g, want) {
 		t.Fatalf("got %v, want %v", g, want)
+	}
+}
+
+// TestDequantizeLinear4Bit runs DequantizeLinear-21 on INT4 and UINT4
+// initializers, packed two to a byte by the onnx codec (an odd count, so
+// the last byte is half padding), with INT4/UINT4 zero points, blocked
+// along axis 0: TensorFromProto unpacks them, and y = (x − zp)·scale with
+// the scale and zero point of row r at r / block_size.
+func TestDequantizeLinear4Bit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, dt := range []onnx.TensorProto_DataType{onnx.TensorProto_INT4, onnx.TensorProto_UINT4} {
+		const rows, cols, block = 5, 3, 2
+		blocks := (rows + block - 1) / block
+		lo, hi := int64(-8), int64(7)
+		if dt == onnx.TensorProto_UINT4 {
+			lo, hi = 0, 15
+		}
+		ints := func(n int) ([]int64, any) {
+			v := make([]int64, n)
+			i8, u8 := make([]int8, n), make([]uint8, n)
+			for i := range v {
+				v[i] = lo + rng.Int64N(hi-lo+1)
+				i8[i], u8[i] = int8(v[i]), uint8(v[i])
+			}
+			if dt == onnx.TensorProto_INT4 {
+				return v, i8
+			}
+			return v, u8
+		}
+		xs, xData := ints(rows * cols)
+		zs, zData := ints(blocks * cols)
+		scales := randomScales(rng, blocks*cols)
+		m := graph.NewModel(10, graph.Opset{Version: 21})
+		g := m.Graph
+		var inputs []*graph.Value
+		for _, in := range []struct {
+			name string
+			dt   onnx.TensorProto_DataType
+			dims []int64
+			data any
+		}{{"x", dt, []int64{rows, cols}, xData}, {"scale", onnx.TensorProto_FLOAT, []int64{int64(blocks), cols}, scales}, {"zp", dt, []int64{int64(blocks), cols}, zData}} {
+			tp, err := onnx.NewTensor(in.name, in.dt, in.dims, in.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			inputs = append(inputs, g.AddInitializer(tp))
+		}
+		y := g.NewValue("y")
+		if _, err := g.NewNode("DequantizeLinear", "dq", inputs, []*graph.Value{y},
+			&onnx.AttributeProto{Name: proto.String("axis"), Type: onnx.AttributeProto_INT.Enum(), I: proto.Int64(0)},
+			&onnx.AttributeProto{Name: proto.String("block_size"), Type: onnx.AttributeProto_INT.Enum(), I: proto.Int64(block)}); err != nil {
+			t.Fatal(err)
+		}
+		g.Outputs = append(g.Outputs, y)
+		plan, err := Compile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := plan.Run(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := out["y"].Data.([]float32)
+		for i, x := range xs {
+			k := i/cols/block*cols + i%cols
+			if want := float32(float64(x-zs[k]) * float64(scales[k])); got[i] != want {
+				t.Errorf("%v: element %d: got %g, want (%d − %d)·%g", dt, i, got[i], x, zs[k], scales[k])
+			}
+		}
 	}
 }

@@ -7,7 +7,10 @@ import (
 )
 
 // TensorFromProto decodes a TensorProto into a runtime tensor. The tensor
-// may share memory with tp; the runtime never writes to it.
+// may share memory with tp; the runtime never writes to it. INT4 and UINT4
+// tensors, which DequantizeLinear reads (block-quantized weights), are
+// unpacked into []int8 and []uint8 with their own DType; no other kernel
+// computes in them.
 func TensorFromProto(tp *onnx.TensorProto) (*Tensor, error) {
 	data, err := onnx.Decode(tp)
 	if err != nil {
@@ -18,7 +21,7 @@ func TensorFromProto(tp *onnx.TensorProto) (*Tensor, error) {
 		return nil, fmt.Errorf("tensor %q: the runtime does not compute in %s", tp.GetName(), dtypeName(dt))
 	}
 	switch dt {
-	case onnx.TensorProto_INT4, onnx.TensorProto_UINT4, onnx.TensorProto_INT2, onnx.TensorProto_UINT2:
+	case onnx.TensorProto_INT2, onnx.TensorProto_UINT2:
 		return nil, fmt.Errorf("tensor %q: the runtime does not compute in %s", tp.GetName(), dtypeName(dt))
 	}
 	shape := make([]int, len(tp.GetDims()))

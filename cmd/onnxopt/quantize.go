@@ -46,7 +46,8 @@ type calibrationJSON struct {
 type layerJSON struct {
 	Node string `json:"node"`
 	Op   string `json:"op"`
-	// Weight is "per-channel", "per-tensor" or empty (no int8 weight).
+	// Weight is "per-channel", "per-tensor", "int4 blocks of N" or empty
+	// (no quantized weight).
 	Weight string `json:"weight,omitempty"`
 	// Activations are the inputs read through QuantizeLinear and
 	// DequantizeLinear.
@@ -60,7 +61,7 @@ var weightedOps = []string{"Conv", "ConvTranspose", "Gemm", "MatMul", "Gather"}
 func runQuantize(c *cli, args []string) error {
 	fs := c.flags("quantize")
 	out := fs.StringP("output", "o", "", "where to write the quantized model (required)")
-	fs.String("mode", "", "weight (int8 weights, float activations) or static (activations too, from --calibration); default static with --calibration, else weight. Flags below are those of the mode given")
+	fs.String("mode", "", "weight (int8 weights, float activations), static (activations too, from --calibration) or int4 (MatMul and Gemm weights in int4 blocks); default static with --calibration, else weight. Flags below are those of the mode given")
 	calibration := fs.StringArray("calibration", nil, "samples stacked along axis 0 as NAME=FILE or FILE (.pb TensorProto or .npy), for calibration and --verify")
 	batchSize := fs.Int("batch-size", 32, "samples run at once during calibration and --verify")
 	checkFlag := fs.Bool("verify", false, "compare the outputs with the float model's (error, SQNR, top-1 agreement) on the calibration samples or seeded random inputs")
@@ -75,8 +76,8 @@ func runQuantize(c *cli, args []string) error {
 			mode = "static"
 		}
 	}
-	if mode != "weight" && mode != "static" {
-		return usagef("--mode %s: want weight or static", mode)
+	if !slices.Contains(quantizeModes, mode) {
+		return usagef("--mode %s: want weight, static or int4", mode)
 	}
 	info, _ := passes.Lookup("quantize-" + mode)
 	steps, _ := passes.Bind([]passes.Info{info}, fs)
@@ -182,16 +183,29 @@ func runQuantize(c *cli, args []string) error {
 	return nil
 }
 
-// otherModeFlag explains a parse error about an unknown flag that the
-// other mode's pass has.
+// quantizeModes are the values of --mode, each run by the pass
+// "quantize-" + mode.
+var quantizeModes = []string{"weight", "static", "int4"}
+
+// otherModeFlag explains a parse error about an unknown flag that another
+// mode's pass has.
 func otherModeFlag(err error, mode string) error {
-	other := map[string]string{"weight": "static", "static": "weight"}[mode]
-	info, _ := passes.Lookup("quantize-" + other)
-	own := pflag.NewFlagSet(other, pflag.ContinueOnError)
-	info.New().Flags(own)
 	name, ok := strings.CutPrefix(err.Error(), "unknown flag: --")
-	if name, _, _ = strings.Cut(name, "="); ok && own.Lookup(name) != nil {
-		return usagef("--%s applies to --mode %s", name, other)
+	if !ok {
+		return err
+	}
+	name, _, _ = strings.Cut(name, "=")
+	var modes []string
+	for _, other := range quantizeModes {
+		info, _ := passes.Lookup("quantize-" + other)
+		own := pflag.NewFlagSet(other, pflag.ContinueOnError)
+		info.New().Flags(own)
+		if other != mode && own.Lookup(name) != nil {
+			modes = append(modes, other)
+		}
+	}
+	if len(modes) > 0 {
+		return usagef("--%s applies to --mode %s", name, strings.Join(modes, " and "))
 	}
 	return err
 }
@@ -210,6 +224,8 @@ func quantizedLayers(g *graph.Graph) (quantized, float []layerJSON) {
 			}
 			dq := v.Producer
 			switch x := dq.Inputs[0]; {
+			case x.Init != nil && dq.AttrInt("block_size", 0) > 0:
+				l.Weight = fmt.Sprintf("%s blocks of %d", strings.ToLower(x.ElemType().String()), dq.AttrInt("block_size", 0))
 			case x.Init != nil && dq.Attr("axis") != nil && len(dq.Inputs[1].Init.GetDims()) == 1:
 				l.Weight = "per-channel"
 			case x.Init != nil:
