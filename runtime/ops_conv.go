@@ -204,35 +204,37 @@ type convScratch struct {
 	f32   []float32
 	f64   []float64
 	sgemm sgemmScratch
-	// weights holds W packed for the product (sgemmA.packed), group
+	// weights holds W packed for weightsKernel (sgemmA.packed), group
 	// after group, packed once when W is a constant (constW), whose
 	// tensor weightsOf then is, and on every run otherwise.
-	weights   []float32
-	weightsOf *Tensor
-	constW    bool
+	weights       []float32
+	weightsKernel sgemmKernel
+	weightsOf     *Tensor
+	constW        bool
 	// rowOff and colOff locate the im2col matrix's rows and panels in
 	// the copy of X that convSgemm reads.
 	rowOff, colOff []int
 }
 
-// packedWeights returns W packed for the float32 product, a block of
-// weightsStride floats per group, each of outChannelsG rows and depth
-// rows.
-func (cs *convScratch) packedWeights(w *Tensor, group, outChannelsG, rows int) (packed []float32, weightsStride int) {
-	stride := roundUp(outChannelsG, sgemmMR) * rows
-	if cs.constW && cs.weightsOf == w {
-		return cs.weights, stride
+// packedWeights returns W packed for the float32 product with this
+// CPU's micro-kernel, a block of weightsStride floats per group, each of
+// outChannelsG rows and depth rows.
+func (cs *convScratch) packedWeights(w *Tensor, group, outChannelsG, rows int) (packed []float32, kern sgemmKernel, weightsStride int) {
+	kern = sgemmKernelHere()
+	stride := roundUp(outChannelsG, kern.mr) * rows
+	if cs.constW && cs.weightsOf == w && cs.weightsKernel.mr == kern.mr {
+		return cs.weights, kern, stride
 	}
 	wd := w.Data.([]float32)
 	all := scratchSlice(&cs.weights, group*stride)
 	for g := range group {
-		packSgemmA(all[g*stride:g*stride:(g+1)*stride], false, 1, wd[g*outChannelsG*rows:], rows, outChannelsG, rows)
+		packSgemmA(all[g*stride:g*stride:(g+1)*stride], kern.mr, false, 1, wd[g*outChannelsG*rows:], rows, outChannelsG, rows)
 	}
-	cs.weightsOf = nil
+	cs.weightsKernel, cs.weightsOf = kern, nil
 	if cs.constW {
 		cs.weightsOf = w
 	}
-	return all, stride
+	return all, kern, stride
 }
 
 // scratchSlice returns (*buf)[:n], reallocating *buf when it is too short.
@@ -322,8 +324,8 @@ func (c *convAttrs) runConv(e *env, in []*Tensor, scratch *convScratch) ([]*Tens
 	case []float32:
 		cG, mG := s.inChannels/s.group, s.outChannels/s.group
 		if sgemmKernelFast() && s.batch > 0 && s.outVolume() > 0 && mG > 0 && cG > 0 && (cG > 1 || mG > 1) {
-			packed, stride := scratch.packedWeights(w, s.group, mG, cG*s.kernelVolume())
-			convSgemm(&s, x.Data.([]float32), biasData[float32](b), yd, scratch, packed, stride)
+			packed, kern, stride := scratch.packedWeights(w, s.group, mG, cG*s.kernelVolume())
+			convSgemm(&s, x.Data.([]float32), biasData[float32](b), yd, scratch, sgemmA{kernel: kern, packed: packed}, stride)
 		} else {
 			convForward(&s, x.Data.([]float32), w.Data.([]float32), biasData[float32](b), yd, &scratch.f32)
 		}

@@ -66,7 +66,7 @@ func sgemmInto(s *sgemmScratch, transA, transB bool, m, n, k int, alpha float32,
 		gemmInto(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	s.opA = sgemmA{trans: transA, alpha: alpha, a: a, ld: lda}
+	s.opA = sgemmA{kernel: sgemmKernelHere(), trans: transA, alpha: alpha, a: a, ld: lda}
 	s.opMatrix = matrixB{trans: transB, b: b, ld: ldb}
 	sgemmBlocked(s, m, n, k, &s.opA, &s.opMatrix, beta, c, ldc)
 }

@@ -18,8 +18,9 @@ package runtime
 //     computed in vain but for a last partial group of images, which suits
 //     batches of small images, whose grids would be mostly padding.
 //
-// The caller handles depthwise groups and empty shapes.
-func convSgemm(s *convShape, x, bias, y []float32, cs *convScratch, weights []float32, wStride int) {
+// weights is W packed whole for the product, a block of wStride floats
+// per group. The caller handles depthwise groups and empty shapes.
+func convSgemm(s *convShape, x, bias, y []float32, cs *convScratch, weights sgemmA, wStride int) {
 	lanes, sub, gridCols := convLayout(s)
 	if lanes {
 		convLanes(s, x, bias, y, cs, weights, wStride)
@@ -50,7 +51,7 @@ func convLayout(s *convShape) (lanes bool, sub [maxSpatial]int, gridCols int) {
 
 // convGrid is convSgemm image by image on the stride-phase grid sub, whose
 // columns the output positions span gridCols of.
-func convGrid(s *convShape, sub [maxSpatial]int, gridCols int, x, bias, y []float32, cs *convScratch, weights []float32, wStride int) {
+func convGrid(s *convShape, sub [maxSpatial]int, gridCols int, x, bias, y []float32, cs *convScratch, weights sgemmA, wStride int) {
 	g := &s.geometry
 	cG, mG := s.inChannels/s.group, s.outChannels/s.group
 	inVol, outVol, kVol := g.inVolume(), g.outVolume(), g.kernelVolume()
@@ -106,7 +107,7 @@ func convGrid(s *convShape, sub [maxSpatial]int, gridCols int, x, bias, y []floa
 			b := &cs.sgemm.opOffset
 			*b = offsetB{src: src, rowOff: rowOff, colOff: colOff}
 			a := &cs.sgemm.opA
-			*a = sgemmA{packed: weights[gr*wStride:]}
+			*a = sgemmA{kernel: weights.kernel, packed: weights.packed[gr*wStride:]}
 			yg := y[(n*s.outChannels+gr*mG)*outVol:][:mG*outVol]
 			if direct {
 				sgemmBlocked(&cs.sgemm, mG, outVol, rows, a, b, 0, yg, outVol)
@@ -209,7 +210,7 @@ func phaseRead(g *geometry, i, p int) bool {
 
 // convLanes is convSgemm on groups of sgemmNR images with the images
 // innermost.
-func convLanes(s *convShape, x, bias, y []float32, cs *convScratch, weights []float32, wStride int) {
+func convLanes(s *convShape, x, bias, y []float32, cs *convScratch, weights sgemmA, wStride int) {
 	const lanes = sgemmNR
 	g := &s.geometry
 	cG, mG := s.inChannels/s.group, s.outChannels/s.group
@@ -281,7 +282,7 @@ func convLanes(s *convShape, x, bias, y []float32, cs *convScratch, weights []fl
 			*b = offsetB{src: xl, rowOff: rowOff, colOff: colOff}
 			b.readInPlace()
 			a := &cs.sgemm.opA
-			*a = sgemmA{packed: weights[gr*wStride:]}
+			*a = sgemmA{kernel: weights.kernel, packed: weights.packed[gr*wStride:]}
 			sgemmBlocked(&cs.sgemm, mG, n, rows, a, b, 0, prod, n)
 			// prod holds, per output channel, per group of images, per
 			// position, the lanes; Y wants image, channel, position. A

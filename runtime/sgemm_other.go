@@ -4,9 +4,17 @@ package runtime
 
 import "unsafe"
 
-// sgemmKernelFast reports whether the assembly micro-kernel runs here: it
-// exists for amd64 only, and the purego tag leaves it out.
+// sgemmKernelFast reports whether an assembly micro-kernel runs here:
+// they exist for amd64 only, and the purego tag leaves them out.
 func sgemmKernelFast() bool { return false }
+
+// sgemmKernelHere returns the micro-kernel in Go.
+func sgemmKernelHere() sgemmKernel {
+	return sgemmKernel{mr: sgemmGoMR, tile: sgemmKernel6x16, rows: sgemmKernel6x16Rows}
+}
+
+// sgemmGoMR is the tile height of the micro-kernel in Go.
+const sgemmGoMR = 6
 
 // sgemmKernel6x16 is the micro-kernel in Go, for the tests of the packing
 // and blocking, which run on every architecture; products go through
@@ -34,19 +42,19 @@ func sgemmPackRows(dst, src *float32, rowOff *int, k int) {
 }
 
 func sgemmTile(k int, a *float32, bRow func(l int) []float32, c *float32, ldc int, accumulate bool) {
-	ap := unsafe.Slice(a, k*sgemmMR)
-	cp := unsafe.Slice(c, (sgemmMR-1)*ldc+sgemmNR)
-	var acc [sgemmMR][sgemmNR]float32
+	ap := unsafe.Slice(a, k*sgemmGoMR)
+	cp := unsafe.Slice(c, (sgemmGoMR-1)*ldc+sgemmNR)
+	var acc [sgemmGoMR][sgemmNR]float32
 	for l := range k {
 		br := bRow(l)
-		for i := range sgemmMR {
-			av := ap[l*sgemmMR+i]
+		for i := range sgemmGoMR {
+			av := ap[l*sgemmGoMR+i]
 			for j, bv := range br {
 				acc[i][j] += av * bv
 			}
 		}
 	}
-	for i := range sgemmMR {
+	for i := range sgemmGoMR {
 		row := cp[i*ldc:][:sgemmNR]
 		for j := range row {
 			if accumulate {
@@ -57,7 +65,3 @@ func sgemmTile(k int, a *float32, bRow func(l int) []float32, c *float32, ldc in
 		}
 	}
 }
-
-// sgemmKernelAssembly tells the tests that sgemmKernel6x16 is the Go one,
-// which runs everywhere.
-const sgemmKernelAssembly = false

@@ -25,55 +25,58 @@ func (c sgemmCase) String() string {
 type sgemmImpl func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
 
 // sgemmImpls are the ways a float32 product runs: the dispatch, gonum, and
-// the packed product with the micro-kernel compiled in (the assembly one
-// where the CPU has AVX2 and FMA, the Go one under the purego tag), with
-// A packed block by block or whole beforehand.
+// the packed product with each micro-kernel that runs here (the assembly
+// ones where the CPU has their instructions, the Go one under the purego
+// tag), with A packed block by block or whole beforehand, and B from a
+// matrix or an offsetB, packed or read in place.
 func sgemmImpls(t *testing.T) map[string]sgemmImpl {
 	impls := map[string]sgemmImpl{
 		"gemmInto": gemmInto[float32],
 		"gonum":    gemmGonum[float32],
 	}
-	if sgemmKernelAssembly && !sgemmKernelFast() {
-		t.Log("the CPU lacks AVX2 or FMA: the assembly micro-kernel is not tested")
-		return impls
+	kernels := sgemmTestKernels()
+	if len(kernels) == 0 {
+		t.Log("the CPU lacks AVX2 and FMA: no assembly micro-kernel is tested")
 	}
-	var s sgemmScratch
-	impls["packed"] = func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-		sgemmBlocked(&s, m, n, k, &sgemmA{trans: transA, alpha: alpha, a: a, ld: lda}, &matrixB{trans: transB, b: b, ld: ldb}, beta, c, ldc)
-	}
-	var packed []float32
-	impls["packed whole A"] = func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-		packed = packSgemmA(packed, transA, alpha, a, lda, m, k)
-		sgemmBlocked(&s, m, n, k, &sgemmA{packed: packed}, &matrixB{trans: transB, b: b, ld: ldb}, beta, c, ldc)
-	}
-	// op(b) copied with rows ld apart and a panel's width of slack, as
-	// offsetB, packed and read in place.
-	offsetImpl := func(inPlace bool) sgemmImpl {
-		return func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-			ld := n + 3
-			src := make([]float32, k*ld+sgemmNR)
-			ob := offsetB{src: src, rowOff: make([]int, k), colOff: make([]int, (n+sgemmNR-1)/sgemmNR)}
-			for l := range k {
-				ob.rowOff[l] = l * ld
-				for j := range n {
-					if transB {
-						src[l*ld+j] = b[j*ldb+l]
-					} else {
-						src[l*ld+j] = b[l*ldb+j]
+	for name, kern := range kernels {
+		var s sgemmScratch
+		impls["packed "+name] = func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+			sgemmBlocked(&s, m, n, k, &sgemmA{kernel: kern, trans: transA, alpha: alpha, a: a, ld: lda}, &matrixB{trans: transB, b: b, ld: ldb}, beta, c, ldc)
+		}
+		var packed []float32
+		impls["packed whole A "+name] = func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+			packed = packSgemmA(packed, kern.mr, transA, alpha, a, lda, m, k)
+			sgemmBlocked(&s, m, n, k, &sgemmA{kernel: kern, packed: packed}, &matrixB{trans: transB, b: b, ld: ldb}, beta, c, ldc)
+		}
+		// op(b) copied with rows ld apart and a panel's width of slack,
+		// as offsetB, packed and read in place.
+		offsetImpl := func(inPlace bool) sgemmImpl {
+			return func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+				ld := n + 3
+				src := make([]float32, k*ld+sgemmNR)
+				ob := offsetB{src: src, rowOff: make([]int, k), colOff: make([]int, (n+sgemmNR-1)/sgemmNR)}
+				for l := range k {
+					ob.rowOff[l] = l * ld
+					for j := range n {
+						if transB {
+							src[l*ld+j] = b[j*ldb+l]
+						} else {
+							src[l*ld+j] = b[l*ldb+j]
+						}
 					}
 				}
+				for p := range ob.colOff {
+					ob.colOff[p] = p * sgemmNR
+				}
+				if inPlace {
+					ob.readInPlace()
+				}
+				sgemmBlocked(&s, m, n, k, &sgemmA{kernel: kern, trans: transA, alpha: alpha, a: a, ld: lda}, &ob, beta, c, ldc)
 			}
-			for p := range ob.colOff {
-				ob.colOff[p] = p * sgemmNR
-			}
-			if inPlace {
-				ob.readInPlace()
-			}
-			sgemmBlocked(&s, m, n, k, &sgemmA{trans: transA, alpha: alpha, a: a, ld: lda}, &ob, beta, c, ldc)
 		}
+		impls["offsetB packed "+name] = offsetImpl(false)
+		impls["offsetB in place "+name] = offsetImpl(true)
 	}
-	impls["offsetB packed"] = offsetImpl(false)
-	impls["offsetB in place"] = offsetImpl(true)
 	return impls
 }
 
