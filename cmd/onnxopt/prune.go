@@ -60,6 +60,7 @@ func runPrune(c *cli, args []string) error {
 	minTop1 := fs.Float64("min-top1", 0, "with --verify, fail when fewer rows than this fraction keep the original's top-1 class")
 	asJSON := fs.Bool("json", false, "print a JSON report instead of text")
 	external := fs.Bool("external-data", false, "write tensors to a data file beside the model")
+	reportFile := fs.String("report", "", reportUsage+"; compares layers on the calibration samples or seeded random inputs")
 
 	method := flagValue(args, "method")
 	if method == "" {
@@ -104,6 +105,9 @@ func runPrune(c *cli, args []string) error {
 	env := &passes.Env{Warnf: func(format string, args ...any) {
 		fmt.Fprintf(c.stderr, "onnxopt prune: warning: "+format+"\n", args...)
 	}}
+	// check holds what --verify and --report compare the models on: the
+	// calibration samples, or seeded random inputs when there are none
+	// (nil for --report alone, which makes the same).
 	var check []verify.Case
 	if len(*calibration) > 0 {
 		plan, err := runtime.Compile(m.Graph)
@@ -124,10 +128,10 @@ func runPrune(c *cli, args []string) error {
 				break
 			}
 		}
-		if *checkFlag {
+		if *checkFlag || *reportFile != "" {
 			batch, err := verify.Batch(r.Calibration.Files, feeds)
 			if err != nil {
-				return fmt.Errorf("--verify: %w", err)
+				return fmt.Errorf("--calibration: %w", err)
 			}
 			check = []verify.Case{batch}
 		}
@@ -138,8 +142,8 @@ func runPrune(c *cli, args []string) error {
 		}
 		check = []verify.Case{{Name: fmt.Sprintf("random inputs in [0, 1), seed %d", *seed), Inputs: feeds}}
 	}
-	var reference *graph.Model
-	if *checkFlag {
+	var reference *graph.Model // the model as read, for --verify and --report
+	if *checkFlag || *reportFile != "" {
 		if reference, err = graph.FromProto(proto.CloneOf(m.ToProto())); err != nil {
 			return err
 		}
@@ -168,10 +172,19 @@ func runPrune(c *cli, args []string) error {
 		return err
 	}
 	r.FileBytes = [2]int64{fileSize(path), fileSize(*out)}
+	// Pruning changes the outputs on purpose: no elementwise tolerance,
+	// so that the error and SQNR tell how much.
+	tol := verify.Tolerance{ATol: math.Inf(1), RTol: math.Inf(1), MinTop1: *minTop1}
+	if *reportFile != "" {
+		rw := rewrite{title: commandLine("prune", args), input: path, output: *out, before: reference, after: m, passes: reports,
+			renamed: env.Renamed, cases: check, seed: *seed, batchSize: *batchSize, tolerance: tol}
+		if err := writeRewriteReport(*reportFile, rw); err != nil {
+			return err
+		}
+	}
 	if *checkFlag {
 		ref := &verify.Model{Name: path, Graph: reference}
 		cand := &verify.Model{Name: *out, Graph: m, Path: *out}
-		tol := verify.Tolerance{ATol: math.Inf(1), RTol: math.Inf(1), MinTop1: *minTop1}
 		if r.Verify, err = verify.Models(ref, cand, check, verify.Options{Tolerance: tol, Backend: backend, BatchSize: *batchSize}); err != nil {
 			return fmt.Errorf("--verify: %w", err)
 		}
