@@ -68,6 +68,7 @@ func runQuantize(c *cli, args []string) error {
 	seed := fs.Uint64("seed", 1, "seed of --verify's random inputs")
 	asJSON := fs.Bool("json", false, "print a JSON report instead of text")
 	external := fs.Bool("external-data", false, "write tensors to a data file beside the model")
+	reportFile := fs.String("report", "", reportUsage+"; compares layers on the calibration samples or seeded random inputs")
 
 	mode := flagValue(args, "mode")
 	if mode == "" {
@@ -105,6 +106,9 @@ func runQuantize(c *cli, args []string) error {
 	env := &passes.Env{Warnf: func(format string, args ...any) {
 		fmt.Fprintf(c.stderr, "onnxopt quantize: warning: "+format+"\n", args...)
 	}}
+	// check holds what --verify and --report compare the models on: the
+	// calibration samples, or seeded random inputs when there are none
+	// (nil for --report alone, which makes the same).
 	var check []verify.Case
 	if len(*calibration) > 0 {
 		plan, err := runtime.Compile(m.Graph)
@@ -125,10 +129,10 @@ func runQuantize(c *cli, args []string) error {
 				break
 			}
 		}
-		if *checkFlag {
+		if *checkFlag || *reportFile != "" {
 			batch, err := verify.Batch(r.Calibration.Files, feeds)
 			if err != nil {
-				return fmt.Errorf("--verify: %w", err)
+				return fmt.Errorf("--calibration: %w", err)
 			}
 			check = []verify.Case{batch}
 		}
@@ -139,8 +143,8 @@ func runQuantize(c *cli, args []string) error {
 		}
 		check = []verify.Case{{Name: fmt.Sprintf("random inputs in [0, 1), seed %d", *seed), Inputs: feeds}}
 	}
-	var reference *graph.Model
-	if *checkFlag {
+	var reference *graph.Model // the float model, for --verify and --report
+	if *checkFlag || *reportFile != "" {
 		if reference, err = graph.FromProto(proto.CloneOf(m.ToProto())); err != nil {
 			return err
 		}
@@ -162,10 +166,13 @@ func runQuantize(c *cli, args []string) error {
 	}
 	r.Notes, r.Renamed = reports[0].Notes, env.Renamed
 	r.Quantized, r.Float = quantizedLayers(m.Graph)
+	// Quantization changes the outputs on purpose: no elementwise
+	// tolerance, so that the error and SQNR tell how much.
+	tol := verify.Tolerance{ATol: math.Inf(1), RTol: math.Inf(1)}
 	if *checkFlag {
 		ref := &verify.Model{Name: path + " (float)", Graph: reference}
 		cand := &verify.Model{Name: *out, Graph: m}
-		opt := verify.Options{Tolerance: verify.Tolerance{ATol: math.Inf(1), RTol: math.Inf(1)}, BatchSize: *batchSize}
+		opt := verify.Options{Tolerance: tol, BatchSize: *batchSize}
 		if r.Verify, err = verify.Models(ref, cand, check, opt); err != nil {
 			return fmt.Errorf("--verify: %w", err)
 		}
@@ -174,6 +181,13 @@ func runQuantize(c *cli, args []string) error {
 		return err
 	}
 	r.After = passesCounts(m)
+	if *reportFile != "" {
+		rw := rewrite{title: commandLine("quantize", args), input: path, output: *out, before: reference, after: m, passes: reports,
+			renamed: env.Renamed, cases: check, seed: *seed, batchSize: *batchSize, tolerance: tol}
+		if err := writeRewriteReport(*reportFile, rw); err != nil {
+			return err
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")

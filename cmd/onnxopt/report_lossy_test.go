@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/net/html"
 
+	"onnxopt/onnx"
 	"onnxopt/report"
 	"onnxopt/report/reporttest"
 )
@@ -143,4 +144,119 @@ func TestPruneReport(t *testing.T) {
 	if !strings.Contains(verify, "atol inf") || !strings.Contains(verify, "calibration.pb") {
 		t.Errorf("verification section %q: want an infinite tolerance and the calibration samples", verify)
 	}
+}
+
+// TestQuantizeReport quantizes the digits CNN statically, per channel,
+// with --report: each layer's histogram shows the float weights against
+// the int8 ones dequantized, and its caption counts the weights changed,
+// and the largest change, that the two model files give when the int8
+// weights are dequantized as ONNX defines it; the per-layer comparison
+// (infinite tolerance) passes with values changed.
+func TestQuantizeReport(t *testing.T) {
+	dir := t.TempDir()
+	out, page := filepath.Join(dir, "int8.onnx"), filepath.Join(dir, "report.html")
+	code, _, stderr := onnxopt("quantize", digitsCNN, "-o", out, "--calibration", digitsCNNCalibration, "--per-channel", "--report", page)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	doc := readReport(t, page, "int8.onnx", "report.html")
+	if v := reporttest.All(reporttest.ByID(doc, report.SectionSummary), "p", "verdict", "pass"); len(v) != 1 {
+		t.Errorf("%d passing verdicts in the summary, want 1", len(v))
+	}
+
+	caps := captions(doc)
+	original, quantized := modelTensors(readProto(t, digitsCNN)), modelTensors(readProto(t, out))
+	layers := 0
+	for _, n := range readProto(t, out).Graph.Node {
+		if n.GetOpType() != "Conv" && n.GetOpType() != "Gemm" {
+			continue
+		}
+		layers++
+		dq := quantized.producers[n.Input[1]]
+		if dq == nil || dq.GetOpType() != "DequantizeLinear" || len(dq.Input) != 3 {
+			t.Fatalf("%s reads no weight quantized with a zero point", n.GetName())
+		}
+		w := original.floats(t, original.producers[n.Output[0]].Input[1])
+		q, scale, zero := quantized.floats(t, dq.Input[0]), quantized.floats(t, dq.Input[1]), quantized.floats(t, dq.Input[2])
+		dims := quantized.inits[dq.Input[0]].GetDims()
+		axis := 1 // DequantizeLinear's default
+		for _, a := range dq.GetAttribute() {
+			if a.GetName() == "axis" {
+				axis = int(a.GetI())
+			}
+		}
+		if int64(len(scale)) != dims[axis] {
+			t.Fatalf("%s: %d scales for a weight of shape %v along axis %d, want one per channel", dq.GetName(), len(scale), dims, axis)
+		}
+		inner := 1
+		for _, d := range dims[axis+1:] {
+			inner *= int(d)
+		}
+		// y = (x − zero point) · scale, in float32.
+		changed, largest := 0, 0.0
+		for i, x := range q {
+			c := i / inner % len(scale)
+			y := float32(x-zero[c]) * float32(scale[c])
+			if y != float32(w[i]) {
+				changed++
+				largest = max(largest, math.Abs(float64(y)-w[i]))
+			}
+		}
+		want := fmt.Sprintf("%d weights, float32 → int8, dequantized zeros", len(w))
+		if !strings.Contains(strings.ReplaceAll(caps[n.GetName()], ",", ""), strings.ReplaceAll(want, ",", "")) {
+			t.Errorf("caption of %s: %q, want %q", n.GetName(), caps[n.GetName()], want)
+		}
+		want = fmt.Sprintf("; %s changed, by up to %s", thousands(int64(changed)), num(largest))
+		if changed == 0 || !strings.HasSuffix(caps[n.GetName()], want) {
+			t.Errorf("caption of %s: %q, want %q", n.GetName(), caps[n.GetName()], want)
+		}
+	}
+	if layers != 4 || len(caps) != layers {
+		t.Errorf("%d histograms, %d layers in the model, want 4", len(caps), layers)
+	}
+
+	section := reporttest.ByID(doc, report.SectionLayerError)
+	values := len(reporttest.All(section, "tr")) - 1
+	changed := values - len(reporttest.All(section, "tr", "identical"))
+	if values == 0 || changed == 0 || len(reporttest.All(section, "tr", "outside")) != 0 {
+		t.Errorf("per-layer section: %d values, %d changed, want changed values all within the infinite tolerance", values, changed)
+	}
+	verify := reporttest.Text(reporttest.ByID(doc, report.SectionVerify))
+	if !strings.Contains(verify, "atol inf") || !strings.Contains(verify, "calibration.pb") {
+		t.Errorf("verification section %q: want an infinite tolerance and the calibration samples", verify)
+	}
+}
+
+// protoTensors indexes a model read straight from its protobuf: its
+// initializers by name, and the node producing each value.
+type protoTensors struct {
+	inits     map[string]*onnx.TensorProto
+	producers map[string]*onnx.NodeProto
+}
+
+func modelTensors(m *onnx.ModelProto) protoTensors {
+	p := protoTensors{inits: map[string]*onnx.TensorProto{}, producers: map[string]*onnx.NodeProto{}}
+	for _, init := range m.Graph.Initializer {
+		p.inits[init.GetName()] = init
+	}
+	for _, n := range m.Graph.Node {
+		for _, o := range n.Output {
+			p.producers[o] = n
+		}
+	}
+	return p
+}
+
+// floats decodes the initializer called name.
+func (p protoTensors) floats(t *testing.T, name string) []float64 {
+	t.Helper()
+	init := p.inits[name]
+	if init == nil {
+		t.Fatalf("no initializer %q", name)
+	}
+	vals, err := onnx.Float64s(init)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vals
 }
