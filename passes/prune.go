@@ -250,9 +250,28 @@ type pruneOptions struct {
 	progress func(done, total int)
 }
 
-// SetProgress makes the pass report the layers reconstruction has
-// refitted.
+// A StagedProgressReporter is a ProgressReporter whose work comes in
+// stages, one after the other, each reported from done = 1 to its own
+// total.
+type StagedProgressReporter interface {
+	ProgressReporter
+	// ProgressStages names the stages the pass will report, in order,
+	// for the options it has.
+	ProgressStages() []string
+}
+
+// SetProgress makes the pass report its work in the stages
+// ProgressStages names: the layers reconstruction refits, as it starts
+// each, after what the pass itself reports.
 func (o *pruneOptions) SetProgress(fn func(done, total int)) { o.progress = fn }
+
+// ProgressStages names what SetProgress reports of the options.
+func (o *pruneOptions) ProgressStages() []string {
+	if o.Reconstruct {
+		return []string{"reconstruct"}
+	}
+	return nil
+}
 
 // flags binds the options; sparsity says whether the pass takes
 // --sparsity, --global and --schedule (N:M pruning sets its own).

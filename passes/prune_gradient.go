@@ -41,6 +41,12 @@ func (p *pruneGradient) Flags(fs *pflag.FlagSet) {
 	fs.StringVar(&p.Saliency, "saliency", p.Saliency, "taylor: |w·∂L/∂w|; fisher: w²·E[(∂L/∂w)²] over single samples")
 }
 
+// ProgressStages adds to the stages of the options the calibration
+// batches whose gradients have been taken, reported as each is done.
+func (p *pruneGradient) ProgressStages() []string {
+	return append([]string{"saliency"}, p.pruneOptions.ProgressStages()...)
+}
+
 func (p *pruneGradient) Run(m *graph.Model, env *Env) (Result, error) {
 	if p.Saliency != saliencyTaylor && p.Saliency != saliencyFisher {
 		return Result{}, fmt.Errorf("--saliency %q: want %s or %s", p.Saliency, saliencyTaylor, saliencyFisher)
@@ -119,18 +125,21 @@ func (p *pruneGradient) scores(m *graph.Model, targets []*pruneTarget, calib []m
 			if err := add(batch, false); err != nil {
 				return nil, fmt.Errorf("calibration batch %d: %w", bi, err)
 			}
-			continue
-		}
-		singles, err := splitBatch(batch, 1)
-		if err != nil {
-			return nil, fmt.Errorf("calibration batch %d: %w", bi, err)
-		}
-		for si, single := range singles {
-			if err := add(single, true); err != nil {
-				return nil, fmt.Errorf("calibration batch %d, sample %d: %w", bi, si, err)
+		} else {
+			singles, err := splitBatch(batch, 1)
+			if err != nil {
+				return nil, fmt.Errorf("calibration batch %d: %w", bi, err)
 			}
+			for si, single := range singles {
+				if err := add(single, true); err != nil {
+					return nil, fmt.Errorf("calibration batch %d, sample %d: %w", bi, si, err)
+				}
+			}
+			samples += len(singles)
 		}
-		samples += len(singles)
+		if p.progress != nil {
+			p.progress(bi+1, len(calib))
+		}
 	}
 	scores := make([][]float64, len(targets))
 	for i, t := range targets {
