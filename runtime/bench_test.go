@@ -13,11 +13,13 @@ import (
 )
 
 // The model benchmarks compare with ONNX Runtime 1.30 on one thread on
-// this project's machine: 3.6 ms for the digits CNN at batch 397 and
-// 24.8 ms for ResNet-18 at 1×3×224×224. gonum's Gemm runs blocks on
-// goroutines when there is more than one P, so measure with one and two.
-// Set GOMAXPROCS in the environment: with go1.26 the -cpu flag left
-// GOMAXPROCS at 2 for -cpu 1 (measured).
+// this project's machine (runtime/ort's BenchmarkORTDigitsCNN and
+// BenchmarkORTResNet18): 3.6 ms for the digits CNN at batch 397 and
+// 24.8 ms for ResNet-18 at 1×3×224×224 when the machine is quiet. Large
+// float32 products split between goroutines when there is more than one
+// P, so measure with one and two. Set GOMAXPROCS in the environment: with
+// go1.26 the -cpu flag left GOMAXPROCS at 2 for -cpu 1 (measured). Under
+// -tags purego the products go through gonum, as on CPUs without AVX2.
 //
 //	GOMAXPROCS=1 go test ./runtime -run '^$' -bench '^Benchmark(DigitsCNN|ResNet18|Gemm)$'
 //	GOMAXPROCS=2 go test ./runtime -run '^$' -bench '^Benchmark(DigitsCNN|ResNet18|Gemm)$'
@@ -98,9 +100,10 @@ func BenchmarkResNet18(b *testing.B) {
 	report()
 }
 
-// BenchmarkGemm measures the matrix products Conv hands to gonum's Sgemm
-// in the two models (M output channels, K = input channels × kernel
-// volume, N output positions), reporting GFLOP/s.
+// BenchmarkGemm measures sgemmInto, with scratch kept across calls as
+// the kernels keep it, on the shapes of the two models' convolutions as
+// im2col products (M output channels, K = input channels × kernel volume,
+// N output positions), reporting GFLOP/s.
 func BenchmarkGemm(b *testing.B) {
 	for _, s := range []struct {
 		name    string
@@ -120,9 +123,10 @@ func BenchmarkGemm(b *testing.B) {
 			x := randomTensor(rng, onnx.TensorProto_FLOAT, s.m*s.k+s.k*s.n).Data.([]float32)
 			a, bm := x[:s.m*s.k], x[s.m*s.k:]
 			c := make([]float32, s.m*s.n)
+			var scratch sgemmScratch
 			b.ResetTimer()
 			for b.Loop() {
-				gemmInto(false, false, s.m, s.n, s.k, 1, a, s.k, bm, s.n, 0, c, s.n)
+				sgemmInto(&scratch, false, false, s.m, s.n, s.k, 1, a, s.k, bm, s.n, 0, c, s.n)
 			}
 			flops := 2 * float64(s.m) * float64(s.k) * float64(s.n) * float64(b.N)
 			b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
