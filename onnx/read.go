@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -17,7 +16,22 @@ import (
 // ReadModel reads the model at path, loads its external data from files in
 // the model's folder (see ParseModel) and validates every tensor.
 func ReadModel(path string) (*ModelProto, error) {
-	b, err := os.ReadFile(path)
+	return ReadOptions{}.ReadModel(path)
+}
+
+// ReadOptions says how ReadModel reads.
+type ReadOptions struct {
+	// Progress, when not nil, is told as reading goes the bytes of the
+	// model file read and its size: first with done = 0, at least every
+	// 8 MiB, and last with done = total. External data is mapped, not
+	// read (see ParseModel), so it takes no time here: its pages are read
+	// when the tensors are first used.
+	Progress func(done, total int64)
+}
+
+// ReadModel is the ReadModel function with options.
+func (o ReadOptions) ReadModel(path string) (*ModelProto, error) {
+	b, err := readFile(path, o.Progress)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,11 @@ type WriteOptions struct {
 	// Location is the data file's path relative to the model's folder; ""
 	// means the model's file name followed by ".data".
 	Location string
+	// Progress, when not nil, is told as writing goes the bytes written
+	// and the bytes of the model and data file together, known before
+	// the first is written: first with done = 0, at least every 8 MiB,
+	// and last with done = total.
+	Progress func(done, total int64)
 }
 
 // DefaultExternalThreshold is the threshold of WriteOptions when none is
@@ -79,12 +84,9 @@ func writeModel(path string, m *ModelProto, opt WriteOptions, limit int) error {
 	}
 	dir, base := filepath.Dir(path), filepath.Base(path)
 	e := &encoder{replace: map[*TensorProto]*TensorProto{}, heavyMemo: map[proto.Message]bool{}}
-	var dataTemp, dataPath string
-	defer func() {
-		if dataTemp != "" {
-			os.Remove(dataTemp)
-		}
-	}()
+	var external []externalTensor
+	var dataSize int64
+	var dataPath string
 	if opt.ExternalData || proto.Size(m) > limit {
 		location := opt.Location
 		if location == "" {
@@ -101,24 +103,35 @@ func writeModel(path string, m *ModelProto, opt WriteOptions, limit int) error {
 		if threshold <= 0 {
 			threshold = DefaultExternalThreshold
 		}
+		if external, dataSize, err = e.planExternal(m, location, threshold); err != nil {
+			return err
+		}
+	}
+	modelSize := e.size(m.ProtoReflect())
+	if modelSize > limit {
+		return fmt.Errorf("the model is %d bytes without its external data, more than protobuf's limit of %d", modelSize, limit)
+	}
+	through := func(w io.Writer) io.Writer { return w }
+	if opt.Progress != nil {
+		p := newProgressWriter(dataSize+int64(modelSize), opt.Progress)
+		through = p.to
+	}
+	var dataTemp string
+	if len(external) > 0 {
 		dataTemp, err = atomicfile.WriteTemp(dataPath, func(w *bufio.Writer) error {
-			return e.writeExternal(w, m, location, threshold)
+			return writeExternal(through(w), external)
 		})
 		if err != nil {
 			return err
 		}
-		if len(e.replace) == 0 {
-			os.Remove(dataTemp)
-			dataTemp = ""
-		}
-	}
-	if size := e.size(m.ProtoReflect()); size > limit {
-		return fmt.Errorf("the model is %d bytes without its external data, more than protobuf's limit of %d", size, limit)
 	}
 	modelTemp, err := atomicfile.WriteTemp(path, func(w *bufio.Writer) error {
-		return e.write(w, m.ProtoReflect())
+		return e.write(through(w), m.ProtoReflect())
 	})
 	if err != nil {
+		if dataTemp != "" {
+			os.Remove(dataTemp)
+		}
 		return err
 	}
 	if dataTemp != "" {
@@ -126,7 +139,6 @@ func writeModel(path string, m *ModelProto, opt WriteOptions, limit int) error {
 			os.Remove(modelTemp)
 			return err
 		}
-		dataTemp = ""
 	}
 	return atomicfile.Rename(modelTemp, path)
 }
@@ -144,12 +156,21 @@ type encoder struct {
 	scratch   []byte
 }
 
-// writeExternal writes the data of m's large tensors to w, each at an
-// aligned offset, and records the tensors that refer to it in e.replace.
-func (e *encoder) writeExternal(w *bufio.Writer, m *ModelProto, location string, threshold int64) error {
+// An externalTensor is a tensor whose data goes to the data file, at
+// offset.
+type externalTensor struct {
+	t      *TensorProto
+	offset int64
+}
+
+// planExternal lays out the data file: it picks m's tensors with at
+// least threshold bytes of data, places each at an aligned offset, and
+// records in e.replace the tensor that refers to it in the model. It
+// returns them in file order, and the file's size.
+func (e *encoder) planExternal(m *ModelProto, location string, threshold int64) ([]externalTensor, int64, error) {
+	var plan []externalTensor
 	var offset int64
-	var zeros [externalAlign]byte
-	return walkTensors(m, func(t *TensorProto, where *site) error {
+	err := walkTensors(m, func(t *TensorProto, where *site) error {
 		dt := DataType(t.GetDataType())
 		if _, done := e.replace[t]; done || dt == TensorProto_STRING {
 			return nil
@@ -162,14 +183,7 @@ func (e *encoder) writeExternal(w *bufio.Writer, m *ModelProto, location string,
 		if size < threshold {
 			return nil
 		}
-		pad := (externalAlign - offset%externalAlign) % externalAlign
-		if _, err := w.Write(zeros[:pad]); err != nil {
-			return err
-		}
-		offset += pad
-		if _, err := w.Write(rawData(t)); err != nil {
-			return err
-		}
+		offset += (externalAlign - offset%externalAlign) % externalAlign
 		r := withoutFields(t.ProtoReflect(), func(fd protoreflect.FieldDescriptor) bool {
 			return isDataField(fd.Number())
 		}).Interface().(*TensorProto)
@@ -180,9 +194,28 @@ func (e *encoder) writeExternal(w *bufio.Writer, m *ModelProto, location string,
 			{Key: proto.String("length"), Value: proto.String(strconv.FormatInt(size, 10))},
 		}
 		e.replace[t] = r
+		plan = append(plan, externalTensor{t, offset})
 		offset += size
 		return nil
 	})
+	return plan, offset, err
+}
+
+// writeExternal writes the data file planExternal laid out.
+func writeExternal(w io.Writer, plan []externalTensor) error {
+	var offset int64
+	var zeros [externalAlign]byte
+	for _, x := range plan {
+		if _, err := w.Write(zeros[:x.offset-offset]); err != nil {
+			return err
+		}
+		data := rawData(x.t)
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+		offset = x.offset + int64(len(data))
+	}
+	return nil
 }
 
 // isDataField reports whether TensorProto field num holds or locates the
