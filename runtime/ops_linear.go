@@ -70,10 +70,18 @@ const (
 	ownScratchFlops = 1 << 24
 )
 
+// sgemmMinRows is the fewest rows that sgemmInto packs a product for
+// (measured: 8 rows by 1000 by 512, 0.48 ms packed against 0.64 ms
+// through gonum; 4 rows, 0.50 against 0.36).
+const sgemmMinRows = 8
+
 // sgemmInto is gemmInto for float32 with the working memory s of the
-// packed product, which the caller keeps across calls.
+// packed product, which the caller keeps across calls. Products of fewer
+// than sgemmMinRows rows go through gonum: packing B costs more than
+// computing them (measured: ResNet-18's classifier, one row by 1000 by
+// 512, 0.09 ms through gonum against 0.5 ms packed).
 func sgemmInto(s *sgemmScratch, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if m == 0 || n == 0 || k == 0 || !sgemmKernelFast() {
+	if m < sgemmMinRows || n == 0 || k == 0 || !sgemmKernelFast() {
 		gemmInto(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
