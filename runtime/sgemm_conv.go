@@ -130,8 +130,10 @@ func convGrid(s *convShape, sub [maxSpatial]int, gridCols int, x, bias, y []floa
 					for oh := range g.out[1] {
 						dst := ym[(od*g.out[1]+oh)*g.out[2]:][:g.out[2]]
 						src := pm[(od*sub[1]+oh)*sub[2]:][:len(dst)]
-						for j, v := range src {
-							dst[j] = v + bv
+						if !addConstFloat32(dst, src, bv) {
+							for j, v := range src {
+								dst[j] = v + bv
+							}
 						}
 					}
 				}
@@ -142,6 +144,9 @@ func convGrid(s *convShape, sub [maxSpatial]int, gridCols int, x, bias, y []floa
 
 // addConstant adds v to every element of row.
 func addConstant(row []float32, v float32) {
+	if addConstFloat32(row, row, v) {
+		return
+	}
 	for i := range row {
 		row[i] += v
 	}

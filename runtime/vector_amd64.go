@@ -11,6 +11,9 @@ func reluFloat32s(o, x *float32, n int)
 //go:noescape
 func maxFloat32s(o, a, b *float32, n int)
 
+//go:noescape
+func addConstFloat32s(o, x *float32, v float32, n int)
+
 // reluFloat32 sets o[i] = max(x[i], 0), keeping NaN, and reports whether
 // it did: not where the vector loop does not run.
 func reluFloat32(o, x []float32) bool {
@@ -24,6 +27,23 @@ func reluFloat32(o, x []float32) bool {
 	}
 	for i, v := range x {
 		o[i] = max(v, 0)
+	}
+	return true
+}
+
+// addConstFloat32 sets o[i] = x[i] + v and reports whether it did: not
+// where the vector loop does not run.
+func addConstFloat32(o, x []float32, v float32) bool {
+	if !sgemmKernelFast() {
+		return false
+	}
+	o = o[:len(x)]
+	if n := len(x) &^ 7; n > 0 {
+		addConstFloat32s(&o[0], &x[0], v, n)
+		o, x = o[n:], x[n:]
+	}
+	for i, xv := range x {
+		o[i] = xv + v
 	}
 	return true
 }

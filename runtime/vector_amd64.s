@@ -185,3 +185,22 @@ adjLoop:
 	JNZ adjLoop
 	VZEROUPPER
 	RET
+
+// func addConstFloat32s(o, x *float32, v float32, n int)
+//
+// o[i] = x[i] + v for n elements, n a positive multiple of 8.
+TEXT ·addConstFloat32s(SB), NOSPLIT, $0-32
+	MOVQ o+0(FP), DI
+	MOVQ x+8(FP), SI
+	VBROADCASTSS v+16(FP), Y0
+	MOVQ n+24(FP), CX
+
+addLoop:
+	VADDPS (SI), Y0, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JNZ addLoop
+	VZEROUPPER
+	RET

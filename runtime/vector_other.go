@@ -6,6 +6,10 @@ package runtime
 // does the work.
 func reluFloat32(o, x []float32) bool { return false }
 
+// addConstFloat32 reports that no vector loop runs here; the caller's
+// loop does the work.
+func addConstFloat32(o, x []float32, v float32) bool { return false }
+
 // maxFloat32 reports that no vector loop runs here; the caller's loop
 // does the work.
 func maxFloat32(o, a, b []float32) bool { return false }

@@ -45,6 +45,22 @@ func TestVectorRelu(t *testing.T) {
 	}
 }
 
+func TestVectorAddConst(t *testing.T) {
+	rng := rand.New(rand.NewPCG(67, 71))
+	for _, x := range vectorInputs(rng) {
+		o := make([]float32, len(x))
+		v := float32(rng.NormFloat64())
+		if !addConstFloat32(o, x, v) {
+			t.Skip("no vector loop here")
+		}
+		for i, xv := range x {
+			if want := xv + v; !sameFloat32(o[i], want) {
+				t.Fatalf("length %d: %g + %g = %g, want %g", len(x), xv, v, o[i], want)
+			}
+		}
+	}
+}
+
 func TestVectorMax(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 37))
 	rows := vectorInputs(rng)
