@@ -4,8 +4,8 @@ package runtime
 // W packed beforehand (convScratch.packedWeights), without writing out
 // the im2col matrix: X is first copied into a layout where each row of
 // that matrix is a run of consecutive elements, which the product then
-// packs directly (offsetB). Two layouts serve, whichever computes fewer
-// micro-tiles:
+// packs directly or reads in place (offsetB). Two layouts serve,
+// whichever computes fewer micro-tiles (convLayout):
 //
 //   - convGrid, image by image: X padded and split into stride phases, so
 //     that tap (kd, kh, kw) of channel c reads one phase shifted by whole
@@ -14,9 +14,11 @@ package runtime
 //     Padding-free unit-stride convolutions read X itself.
 //   - convLanes, sixteen images at a time: X padded with the images
 //     innermost, so that a panel of 16 columns is one output position in
-//     16 images and each of its rows 16 consecutive elements. Nothing is
-//     computed in vain but for a last partial group of images, which suits
-//     batches of small images, whose grids would be mostly padding.
+//     16 images and each of its rows 16 consecutive elements, a cache line
+//     the micro-kernel reads in place. Nothing is computed in vain but for
+//     a last partial group of images, which suits batches of small images,
+//     whose grids would be mostly padding; the results go back to the
+//     images through 8×8 transposes.
 //
 // weights is W packed whole for the product, a block of wStride floats
 // per group. The caller handles depthwise groups and empty shapes.
