@@ -10,7 +10,13 @@ import (
 // Malformed files and tensors, and external-data paths that leave the
 // model's folder, are refused with an error naming the problem.
 func Load(path string) (*Model, error) {
-	mp, err := onnx.ReadModel(path)
+	return LoadWith(path, onnx.ReadOptions{})
+}
+
+// LoadWith is Load with options for reading the file: a Progress
+// callback.
+func LoadWith(path string, opt onnx.ReadOptions) (*Model, error) {
+	mp, err := opt.ReadModel(path)
 	if err != nil {
 		return nil, err
 	}

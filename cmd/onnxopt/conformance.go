@@ -50,12 +50,7 @@ func runConformance(c *cli, args []string) error {
 		return err
 	}
 	bar := c.newProgress(0, "conformance")
-	results := runtime.RunSuite(fs.Args(), func(done, total int) {
-		if done == 1 && bar.bar != nil {
-			bar.bar.ChangeMax(total)
-		}
-		bar.Set(done)
-	})
+	results := runtime.RunSuite(fs.Args(), bar.Step)
 	bar.Finish()
 	if len(results) == 0 {
 		return fmt.Errorf("no cases (folders holding model.onnx) under %s", strings.Join(fs.Args(), ", "))

@@ -24,7 +24,7 @@ func runConvert(c *cli, args []string) error {
 	if *threshold < 0 {
 		return usagef("--external-data-threshold must not be negative")
 	}
-	m, err := loadModel(fs.Arg(0))
+	m, err := c.loadModel(fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -41,5 +41,5 @@ func runConvert(c *cli, args []string) error {
 		fmt.Fprintf(c.stderr, "onnxopt convert: the model is %s, over protobuf's 2 GiB limit: writing tensors of at least %d bytes as external data to %s\n",
 			byteSize(int64(size)), least, file)
 	}
-	return onnx.WriteModel(*out, mp, opt)
+	return c.writeModel(*out, mp, opt)
 }

@@ -18,8 +18,6 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
-
-	"onnxopt/graph"
 )
 
 // A command is one subcommand: its name, a one-line summary, its usage
@@ -47,6 +45,9 @@ var commands = []command{
 // cli carries the streams a command writes to.
 type cli struct {
 	stdout, stderr io.Writer
+	// observeProgress, when not nil, is told every step of progress a
+	// command reports, bar or no bar: the tests' window on it.
+	observeProgress func(desc string, done, total int64)
 }
 
 // errCheckFailed marks a check that ran and failed: exit status 1.
@@ -65,9 +66,14 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run executes one command line and returns the exit status.
+// run executes one command line writing to stdout and stderr, and
+// returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	c := &cli{stdout: stdout, stderr: stderr}
+	return (&cli{stdout: stdout, stderr: stderr}).run(args)
+}
+
+// run executes one command line and returns the exit status.
+func (c *cli) run(args []string) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		c.help()
 		if len(args) == 0 {
@@ -87,17 +93,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		case errors.Is(err, pflag.ErrHelp):
 			return 0
 		case errors.Is(err, errCheckFailed):
-			fmt.Fprintf(stderr, "onnxopt %s: %v\n", cmd.name, oneLine(err))
+			fmt.Fprintf(c.stderr, "onnxopt %s: %v\n", cmd.name, oneLine(err))
 			return 1
 		case errors.As(err, &ue):
-			fmt.Fprintf(stderr, "onnxopt %s: %v\nusage: onnxopt %s\n", cmd.name, oneLine(err), cmd.usage)
+			fmt.Fprintf(c.stderr, "onnxopt %s: %v\nusage: onnxopt %s\n", cmd.name, oneLine(err), cmd.usage)
 			return 2
 		default:
-			fmt.Fprintf(stderr, "onnxopt %s: %v\n", cmd.name, oneLine(err))
+			fmt.Fprintf(c.stderr, "onnxopt %s: %v\n", cmd.name, oneLine(err))
 			return 2
 		}
 	}
-	fmt.Fprintf(stderr, "onnxopt: unknown command %q (run \"onnxopt help\")\n", args[0])
+	fmt.Fprintf(c.stderr, "onnxopt: unknown command %q (run \"onnxopt help\")\n", args[0])
 	return 2
 }
 
@@ -143,18 +149,6 @@ func parse(fs *pflag.FlagSet, args []string, minArgs, maxArgs int) error {
 		}
 	}
 	return nil
-}
-
-// loadModel reads the model at path and checks that it is well formed.
-func loadModel(path string) (*graph.Model, error) {
-	m, err := graph.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.Verify(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return m, nil
 }
 
 // printJSON writes v to standard output as indented JSON, the form of

@@ -58,7 +58,7 @@ func runOptimize(c *cli, args []string) error {
 		return usagef("-o OUT is required")
 	}
 	path := fs.Arg(0)
-	m, err := loadModel(path)
+	m, err := c.loadModel(path)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func runOptimize(c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err := m.Save(*out, onnx.WriteOptions{ExternalData: *external}); err != nil {
+	if err := c.writeModel(*out, m.ToProto(), onnx.WriteOptions{ExternalData: *external}); err != nil {
 		return err
 	}
 	r := optimizeReport{Model: path, Output: *out, Before: before, After: passesCounts(m), Passes: reports, Renamed: env.Renamed}

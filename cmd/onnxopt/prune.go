@@ -93,7 +93,7 @@ func runPrune(c *cli, args []string) error {
 		return usagef("--min-top1 must be in [0, 1]")
 	}
 	path := fs.Arg(0)
-	m, err := loadModel(path)
+	m, err := c.loadModel(path)
 	if err != nil {
 		return err
 	}
@@ -149,15 +149,7 @@ func runPrune(c *cli, args []string) error {
 		}
 	}
 
-	bar := c.newProgress(0, "reconstruct")
-	if p, ok := steps[0].Pass.(passes.ProgressReporter); ok {
-		p.SetProgress(func(done, total int) {
-			if done == 1 && bar.bar != nil {
-				bar.bar.ChangeMax(total)
-			}
-			bar.Set(done)
-		})
-	}
+	bar := c.passProgress(steps[0].Pass, method)
 	reports, err := passes.Run(m, steps, env, passes.Options{})
 	bar.Finish()
 	if err != nil {
@@ -168,7 +160,7 @@ func runPrune(c *cli, args []string) error {
 		return err
 	}
 	r.Total = pruneTotals(r.Before, r.Weights)
-	if err := m.Save(*out, onnx.WriteOptions{ExternalData: *external}); err != nil {
+	if err := c.writeModel(*out, m.ToProto(), onnx.WriteOptions{ExternalData: *external}); err != nil {
 		return err
 	}
 	r.FileBytes = [2]int64{fileSize(path), fileSize(*out)}

@@ -94,12 +94,9 @@ func runQuantize(c *cli, args []string) error {
 		return usagef("--batch-size must be at least 1")
 	}
 	path := fs.Arg(0)
-	m, err := graph.Load(path)
+	m, err := c.loadModel(path)
 	if err != nil {
 		return err
-	}
-	if err := m.Verify(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
 	}
 	r := quantizeReport{Model: path, Output: *out, Mode: mode, Before: passesCounts(m)}
 
@@ -150,15 +147,7 @@ func runQuantize(c *cli, args []string) error {
 		}
 	}
 
-	bar := c.newProgress(0, "calibrate")
-	if p, ok := steps[0].Pass.(passes.ProgressReporter); ok {
-		p.SetProgress(func(done, total int) {
-			if done == 1 && bar.bar != nil {
-				bar.bar.ChangeMax(total)
-			}
-			bar.Set(done)
-		})
-	}
+	bar := c.passProgress(steps[0].Pass, "calibrate")
 	reports, err := passes.Run(m, steps, env, passes.Options{})
 	bar.Finish()
 	if err != nil {
@@ -177,7 +166,7 @@ func runQuantize(c *cli, args []string) error {
 			return fmt.Errorf("--verify: %w", err)
 		}
 	}
-	if err := m.Save(*out, onnx.WriteOptions{ExternalData: *external}); err != nil {
+	if err := c.writeModel(*out, m.ToProto(), onnx.WriteOptions{ExternalData: *external}); err != nil {
 		return err
 	}
 	r.After = passesCounts(m)

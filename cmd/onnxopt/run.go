@@ -42,7 +42,7 @@ func runRun(c *cli, args []string) error {
 		return usagef("--npy needs --output-dir")
 	}
 	path := fs.Arg(0)
-	m, err := loadModel(path)
+	m, err := c.loadModel(path)
 	if err != nil {
 		return err
 	}

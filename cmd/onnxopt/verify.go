@@ -100,12 +100,7 @@ func runVerify(c *cli, args []string) error {
 	}
 
 	bar := c.newProgress(0, "verify")
-	opt.Progress = func(done, total int) {
-		if done == 1 && bar.bar != nil {
-			bar.bar.ChangeMax(total)
-		}
-		bar.Set(done)
-	}
+	opt.Progress = bar.Step
 	var r *verify.Report
 	var cand *verify.Model
 	if fs.NArg() == 1 {
