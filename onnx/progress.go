@@ -1,66 +1,88 @@
 package onnx
 
 import (
-	"bytes"
+	"fmt"
 	"io"
+	"math"
 	"os"
+	"runtime"
 )
 
 // progressStep is how many bytes of reading or writing a model go by
 // between two calls of a Progress callback: a 2 GB file makes 256 calls.
 const progressStep = 8 << 20
 
-// A progressReader reads through r at most progressStep bytes at a time
-// and tells fn of the bytes read so far, total growing with them should
-// the file have grown since its size was taken.
-type progressReader struct {
-	r           io.Reader
-	done, total int64
-	fn          func(done, total int64)
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	if len(b) > progressStep {
-		b = b[:progressStep]
-	}
-	n, err := p.r.Read(b)
-	if n > 0 {
-		p.done += int64(n)
-		p.total = max(p.total, p.done)
-		p.fn(p.done, p.total)
-	}
-	return n, err
-}
-
-// readFile reads the file at path as os.ReadFile does, telling progress,
-// when not nil, how far it has got: first with 0 and the file's size, at
-// the end with done == total.
+// readFile reads the file at path, telling progress, when not nil, how
+// far it has got: first with 0 and the file's size, at the end with done ==
+// total. A large file is read in progressStep chunks by one goroutine per
+// processor: copying a model of weights out of the page cache is most of
+// the time of loading it, and the copies run in parallel.
 func readFile(path string, progress func(done, total int64)) ([]byte, error) {
-	if progress == nil {
-		return os.ReadFile(path)
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var size int64
-	if fi, err := f.Stat(); err == nil {
-		size = fi.Size()
-	}
-	var buf bytes.Buffer
-	// bytes.Buffer reads while it has MinRead bytes free: with them
-	// spare, a file of the size found is read without growing.
-	buf.Grow(int(size) + bytes.MinRead)
-	progress(0, size)
-	r := &progressReader{r: f, total: size, fn: progress}
-	if _, err := buf.ReadFrom(r); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
 		return nil, err
 	}
-	if r.done != r.total { // the file shrank
-		progress(r.done, r.done)
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
-	return buf.Bytes(), nil
+	size := fi.Size()
+	if size > math.MaxInt {
+		return nil, fmt.Errorf("%s: %d bytes is too large to read", path, size)
+	}
+	if progress == nil {
+		progress = func(done, total int64) {}
+	}
+	progress(0, size)
+	buf := make([]byte, size)
+	chunks := int((size + progressStep - 1) / progressStep)
+	next := make(chan int, chunks)
+	for c := range chunks {
+		next <- c
+	}
+	close(next)
+	type result struct {
+		n   int
+		err error
+	}
+	results := make(chan result)
+	workers := min(chunks, runtime.GOMAXPROCS(0))
+	for range workers {
+		go func() {
+			for c := range next {
+				lo := int64(c) * progressStep
+				hi := min(lo+progressStep, size)
+				n, err := f.ReadAt(buf[lo:hi], lo)
+				if err == io.EOF && int64(n) == hi-lo {
+					err = nil
+				}
+				results <- result{n, err}
+			}
+		}()
+	}
+	var done int64
+	var first error
+	for range chunks {
+		r := <-results
+		if r.err != nil && first == nil {
+			first = r.err
+		}
+		done += int64(r.n)
+		if first == nil {
+			progress(done, size)
+		}
+	}
+	if first != nil {
+		if first == io.EOF {
+			return nil, fmt.Errorf("%s: the file shrank while it was read", path)
+		}
+		return nil, first
+	}
+	return buf, nil
 }
 
 // A progressWriter counts the bytes written through it, to one file and
