@@ -13,7 +13,6 @@ import (
 	"onnxopt/graph"
 	"onnxopt/onnx"
 	"onnxopt/passes"
-	"onnxopt/runtime"
 	"onnxopt/verify"
 )
 
@@ -103,43 +102,11 @@ func runQuantize(c *cli, args []string) error {
 	env := &passes.Env{Warnf: func(format string, args ...any) {
 		fmt.Fprintf(c.stderr, "onnxopt quantize: warning: "+format+"\n", args...)
 	}}
-	// check holds what --verify and --report compare the models on: the
-	// calibration samples, or seeded random inputs when there are none
-	// (nil for --report alone, which makes the same).
-	var check []verify.Case
-	if len(*calibration) > 0 {
-		plan, err := runtime.Compile(m.Graph)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		feeds, err := readFeeds(plan, *calibration)
-		if err != nil {
-			return err
-		}
-		if env.Calibration, err = passes.CalibrationBatches(m.Graph, feeds, *batchSize); err != nil {
-			return fmt.Errorf("--calibration: %w", err)
-		}
-		r.Calibration = &calibrationJSON{Files: filesOf(*calibration), Batches: len(env.Calibration)}
-		for _, b := range env.Calibration {
-			for _, t := range b {
-				r.Calibration.Samples += t.Shape[0]
-				break
-			}
-		}
-		if *checkFlag || *reportFile != "" {
-			batch, err := verify.Batch(r.Calibration.Files, feeds)
-			if err != nil {
-				return fmt.Errorf("--calibration: %w", err)
-			}
-			check = []verify.Case{batch}
-		}
-	} else if *checkFlag {
-		feeds, err := runtime.RandomInputs(m.Graph, *seed, 0, 1, nil)
-		if err != nil {
-			return fmt.Errorf("%s: --verify: %w", path, err)
-		}
-		check = []verify.Case{{Name: fmt.Sprintf("random inputs in [0, 1), seed %d", *seed), Inputs: feeds}}
+	cal, check, err := readCalibration(m, path, *calibration, *batchSize, *seed, *checkFlag || *reportFile != "", *checkFlag)
+	if err != nil {
+		return err
 	}
+	env.Calibration, r.Calibration = cal.batches, cal.info
 	var reference *graph.Model // the float model, for --verify and --report
 	if *checkFlag || *reportFile != "" {
 		if reference, err = graph.FromProto(proto.CloneOf(m.ToProto())); err != nil {
