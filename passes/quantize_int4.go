@@ -63,26 +63,7 @@ func (p *int4Quantization) Run(m *graph.Model, env *Env) (Result, error) {
 	o := quantOptions{OpTypes: p.OpTypes, Exclude: p.Exclude, KeepFirstLast: p.KeepFirstLast}
 	quantize := func(m *graph.Model, layers []*graph.Node, env *Env) (Result, error) {
 		setOpset(m, 21)
-		var res Result
-		var err error
-		m.Graph.Walk(func(g *graph.Graph) bool {
-			if g != m.Graph {
-				plan := o.planLayers(g)
-				res.Notes = append(res.Notes, plan.notes...)
-				layers = plan.layers
-			}
-			var n int
-			var notes []string
-			n, notes, err = quantizeWeights(layers, p.int4Weights, env)
-			res.Changes += n
-			res.Notes = append(res.Notes, notes...)
-			if err != nil {
-				err = fmt.Errorf("graph %q: %w", g.Name, err)
-				return false
-			}
-			return true
-		})
-		return res, err
+		return quantizeGraphs(m, layers, &o, p.int4Weights, env)
 	}
 	res, err := p.quantizeWithin(m, o.planLayers(m.Graph), env, quantize)
 	if err == nil && upgrade != "" {

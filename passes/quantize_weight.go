@@ -40,17 +40,23 @@ func (p *weightQuantization) Run(m *graph.Model, env *Env) (Result, error) {
 // graph and of every layer of its subgraphs, which the budget leaves
 // alone.
 func (p *weightQuantization) quantizeLayers(m *graph.Model, layers []*graph.Node, env *Env) (Result, error) {
+	return quantizeGraphs(m, layers, &p.quantOptions, p.int8Weights, env)
+}
+
+// quantizeGraphs quantizes with quantize the weights of the given layers
+// of m's root graph and of every layer its options pick in its subgraphs.
+func quantizeGraphs(m *graph.Model, layers []*graph.Node, o *quantOptions, quantize weightQuantizer, env *Env) (Result, error) {
 	var res Result
 	var err error
 	m.Graph.Walk(func(g *graph.Graph) bool {
 		if g != m.Graph {
-			plan := p.planLayers(g)
+			plan := o.planLayers(g)
 			res.Notes = append(res.Notes, plan.notes...)
 			layers = plan.layers
 		}
 		var n int
 		var notes []string
-		n, notes, err = quantizeWeights(layers, p.int8Weights, env)
+		n, notes, err = quantizeWeights(layers, quantize, env)
 		res.Changes += n
 		res.Notes = append(res.Notes, notes...)
 		if err != nil {
