@@ -60,6 +60,21 @@ func parseExternalRef(entries []*StringStringEntryProto) (externalRef, error) {
 	return ref, nil
 }
 
+// fit checks that the reference's range lies inside a file of size bytes,
+// taking the rest of the file as its length when it gives none.
+func (ref *externalRef) fit(size int64) error {
+	if ref.offset > size {
+		return fmt.Errorf("location %q: offset %d is past the end of the %d-byte file", ref.location, ref.offset, size)
+	}
+	if !ref.hasLength {
+		ref.length = size - ref.offset
+	}
+	if ref.length > size-ref.offset {
+		return fmt.Errorf("location %q: %d bytes at offset %d run past the end of the %d-byte file", ref.location, ref.length, ref.offset, size)
+	}
+	return nil
+}
+
 func loadExternalTensor(t *TensorProto, dir string, files map[string][]byte) error {
 	ref, err := parseExternalRef(t.ExternalData)
 	if err != nil {
@@ -80,15 +95,8 @@ func loadExternalTensor(t *TensorProto, dir string, files map[string][]byte) err
 		}
 		files[path] = data
 	}
-	size := int64(len(data))
-	if ref.offset > size {
-		return fmt.Errorf("location %q: offset %d is past the end of the %d-byte file", ref.location, ref.offset, size)
-	}
-	if !ref.hasLength {
-		ref.length = size - ref.offset
-	}
-	if ref.length > size-ref.offset {
-		return fmt.Errorf("location %q: %d bytes at offset %d run past the end of the %d-byte file", ref.location, ref.length, ref.offset, size)
+	if err := ref.fit(int64(len(data))); err != nil {
+		return err
 	}
 	end := ref.offset + ref.length
 	t.RawData = data[ref.offset:end:end]

@@ -73,14 +73,8 @@ func checkExternalRef(t *TensorProto, dir string, sizes map[string]int64) (Exter
 		size = n
 		sizes[path] = size
 	}
-	if ref.offset > size {
-		return ExternalRef{}, fmt.Errorf("location %q: offset %d is past the end of the %d-byte file", ref.location, ref.offset, size)
-	}
-	if !ref.hasLength {
-		ref.length = size - ref.offset
-	}
-	if ref.length > size-ref.offset {
-		return ExternalRef{}, fmt.Errorf("location %q: %d bytes at offset %d run past the end of the %d-byte file", ref.location, ref.length, ref.offset, size)
+	if err := ref.fit(size); err != nil {
+		return ExternalRef{}, err
 	}
 	dt := DataType(t.GetDataType())
 	n, err := NumElements(t.GetDims())
