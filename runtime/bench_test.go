@@ -58,7 +58,7 @@ func loadPlan(tb testing.TB, path string) *Plan {
 func digitsCNN(tb testing.TB) (*Plan, string, *Tensor) {
 	dir := filepath.Join(suite.SharedModels(tb), "digits_cnn")
 	p := loadPlan(tb, filepath.Join(dir, "model.onnx"))
-	x, err := readTensorFile(filepath.Join(dir, "test_data_set_0", "input_0.pb"))
+	x, err := ReadTensorFile(filepath.Join(dir, "test_data_set_0", "input_0.pb"))
 	if err != nil {
 		tb.Fatal(err)
 	}

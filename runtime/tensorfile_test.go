@@ -37,8 +37,3 @@ func TestTensorFileRoundTrip(t *testing.T) {
 		t.Errorf("folder holds %v, want x.pb and x.npy only", names)
 	}
 }
-
-// readTensorFile is ReadTensorFile under the name that bench_test.go,
-// which another change is editing, still calls; remove it once that file
-// calls ReadTensorFile.
-func readTensorFile(path string) (*Tensor, error) { return ReadTensorFile(path) }
