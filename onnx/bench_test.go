@@ -1,17 +1,14 @@
 package onnx_test
 
 import (
-	"bufio"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"onnxopt/internal/rss"
 	"onnxopt/internal/testmodels"
 	"onnxopt/onnx"
 )
@@ -38,11 +35,11 @@ func BenchmarkLoadSaveGPT400MB(b *testing.B) {
 	var cpu time.Duration                 // user and system time of the timed parts
 	var readWall, writeWall time.Duration // wall time of each half
 	cpuTime := func() time.Duration {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t, err := rss.CPUTime()
+		if err != nil {
 			b.Fatal(err)
 		}
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		return t
 	}
 	sample := func() {
 		var ms runtime.MemStats
@@ -56,7 +53,9 @@ func BenchmarkLoadSaveGPT400MB(b *testing.B) {
 		b.StopTimer()
 		runtime.GC()
 		debug.FreeOSMemory()
-		resetPeakRSS(b)
+		if err := rss.ResetPeak(); err != nil {
+			b.Fatal(err)
+		}
 		b.StartTimer()
 		start, wall := cpuTime(), time.Now()
 
@@ -78,12 +77,15 @@ func BenchmarkLoadSaveGPT400MB(b *testing.B) {
 
 		b.StopTimer()
 		sample()
-		hwm = max(hwm, peakRSS(b))
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		peak, err := rss.Peak()
+		if err != nil {
 			b.Fatal(err)
 		}
-		maxRSS = max(maxRSS, ru.Maxrss*1024)
+		ru, err := rss.MaxRSS()
+		if err != nil {
+			b.Fatal(err)
+		}
+		hwm, maxRSS = max(hwm, peak), max(maxRSS, ru)
 		runtime.KeepAlive(m)
 		b.StartTimer()
 	}
@@ -102,34 +104,4 @@ func BenchmarkLoadSaveGPT400MB(b *testing.B) {
 	b.ReportMetric(float64(hwm)/float64(size), "peak-RSS/model")
 	b.ReportMetric(mb(maxRSS), "maxrss-MB")
 	b.ReportMetric(float64(maxRSS)/float64(size), "maxrss/model")
-}
-
-// resetPeakRSS resets the kernel's high-water mark of the resident set
-// (VmHWM, from which getrusage's maxrss is also read), so that the peak of
-// an iteration does not include the model's construction.
-func resetPeakRSS(b *testing.B) {
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		b.Fatalf("resetting the peak RSS: %v", err)
-	}
-}
-
-// peakRSS is VmHWM of /proc/self/status in bytes.
-func peakRSS(b *testing.B) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if rest, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return kb * 1024
-		}
-	}
-	b.Fatal("no VmHWM in /proc/self/status")
-	return 0
 }
